@@ -1,0 +1,33 @@
+// The API process.
+import { Connection } from '@temporalio/client';
+import { connectDatabase } from '../db/client.ts';
+import { prepareDatabase } from '../db/prepare.ts';
+import { loadConfig, resolvedServices } from '../lib/env.ts';
+import { createLogger } from '../lib/logger.ts';
+import { runMain } from '../lib/main.ts';
+import { buildApi } from './server.ts';
+
+await runMain('api', async () => {
+  const config = loadConfig();
+  const logger = createLogger('api', config.logLevel);
+  const services = resolvedServices(config);
+
+  const database = connectDatabase(services.databaseUrl, { applicationName: 'devflow-api' });
+  await prepareDatabase(database);
+  // Lazy: the API serves (and /readyz reports) even while Temporal is still unreachable.
+  const temporal = Connection.lazy({ address: services.temporalAddress });
+
+  const app = buildApi({ pool: database.pool, temporal, namespace: config.temporal.namespace, logger });
+  await app.listen({ host: config.api.host, port: config.api.port });
+  logger.info({ url: `http://${config.api.host}:${config.api.port}` }, 'api listening');
+  process.send?.({ type: 'ready' });
+
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+    process.once('disconnect', resolve);
+  });
+  await app.close();
+  await temporal.close();
+  await database.close();
+});

@@ -1,0 +1,98 @@
+// Starts the Temporal dev server (with its Web UI) from a resolved Temporal CLI binary.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Connection } from '@temporalio/client';
+import { SEARCH_ATTRIBUTES } from '../../workflows/search-attributes.ts';
+import { waitFor } from '../../lib/wait.ts';
+
+export interface TemporalDevServerOptions {
+  cliPath: string;
+  port: number;
+  uiPort: number;
+  namespace: string;
+  /** SQLite file that keeps workflow histories across restarts; omitted = in memory. */
+  dbFile?: string;
+  headless?: boolean;
+  /** Server output, e.g. into a log file. */
+  output?: (chunk: string) => void;
+  readyTimeoutMs?: number;
+}
+
+export interface TemporalDevServerHandle {
+  address: string;
+  uiUrl: string | undefined;
+  pid: number;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export function devServerArgs(options: TemporalDevServerOptions): string[] {
+  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(options.port), '--log-level', 'warn'];
+  if (options.namespace !== 'default') args.push('--namespace', options.namespace);
+  if (options.dbFile) args.push('--db-filename', options.dbFile);
+  if (options.headless) args.push('--headless');
+  else args.push('--ui-ip', '127.0.0.1', '--ui-port', String(options.uiPort));
+  for (const key of SEARCH_ATTRIBUTES) args.push('--search-attribute', `${key.name}=${key.type}`);
+  return args;
+}
+
+export async function startTemporalDevServer(options: TemporalDevServerOptions): Promise<TemporalDevServerHandle> {
+  const child = spawn(options.cliPath, devServerArgs(options), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const tail: string[] = [];
+  const onOutput = (chunk: Buffer) => {
+    const text = chunk.toString();
+    options.output?.(text);
+    tail.push(text);
+    if (tail.length > 50) tail.shift();
+  };
+  child.stdout!.on('data', onOutput);
+  child.stderr!.on('data', onOutput);
+  let exited = false;
+  const exit = new Promise<void>((resolve) => child.once('exit', () => { exited = true; resolve(); }));
+  const address = `127.0.0.1:${options.port}`;
+
+  const stop = async () => {
+    if (exited) return;
+    child.kill('SIGTERM');
+    const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exit;
+    clearTimeout(killer);
+  };
+
+  try {
+    await waitFor(`Temporal dev server on ${address}`, options.readyTimeoutMs ?? 90_000, async () => {
+      if (exited) throw new Error(`the Temporal dev server exited during start-up:\n${tail.join('').slice(-2000)}`);
+      return namespaceReady(address, options.namespace);
+    });
+    if (!options.headless) {
+      await waitFor(`Temporal Web UI on port ${options.uiPort}`, 30_000, async () => {
+        const response = await fetch(`http://127.0.0.1:${options.uiPort}/`).catch(() => undefined);
+        return response?.ok ?? false;
+      });
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    address,
+    uiUrl: options.headless ? undefined : `http://127.0.0.1:${options.uiPort}`,
+    pid: child.pid!,
+    process: child,
+    stop,
+  };
+}
+
+async function namespaceReady(address: string, namespace: string): Promise<boolean> {
+  let connection: Connection | undefined;
+  try {
+    connection = await Connection.connect({ address, connectTimeout: 1_000 });
+    await connection.withDeadline(Date.now() + 2_000, () =>
+      connection!.workflowService.describeNamespace({ namespace }),
+    );
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await connection?.close();
+  }
+}

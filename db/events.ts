@@ -1,0 +1,73 @@
+// The run event log: append-only, per-run gapless `seq`, idempotent by key.
+import { and, eq, gt, asc, sql } from 'drizzle-orm';
+import { DevflowError } from '../lib/errors.ts';
+import type { Executor } from './client.ts';
+import { runEvents, runs } from './schema.ts';
+import type { EventType } from './state-machines.ts';
+
+export type RunEvent = typeof runEvents.$inferSelect;
+
+export interface NewEvent {
+  runId: string;
+  phaseId?: string | null;
+  type: EventType;
+  payload?: Record<string, unknown>;
+  /** The same logical fact always carries the same key; appending it again is a no-op. */
+  idempotencyKey: string;
+}
+
+export interface AppendResult {
+  event: RunEvent;
+  created: boolean;
+}
+
+/**
+ * Appends an event. Gapless `seq` comes from locking the run row for the rest of the
+ * transaction: appenders to one run queue behind each other, and the next seq is read
+ * after the lock is held. Called inside a caller's transaction it joins it (as a savepoint),
+ * so a state change and its event commit or roll back together.
+ */
+export async function appendEvent(executor: Executor, event: NewEvent): Promise<AppendResult> {
+  return executor.transaction(async (tx) => {
+    const locked = await tx.select({ id: runs.id }).from(runs).where(eq(runs.id, event.runId)).for('update');
+    if (locked.length === 0) {
+      throw new DevflowError({
+        errorClass: 'fatal',
+        code: 'run_not_found',
+        message: `cannot append ${event.type}: run ${event.runId} does not exist`,
+      });
+    }
+    const existing = await findEventByKey(tx, event.idempotencyKey);
+    if (existing) return { event: existing, created: false };
+
+    const [next] = await tx
+      .select({ seq: sql<number>`coalesce(max(${runEvents.seq}), 0) + 1`.mapWith(Number) })
+      .from(runEvents)
+      .where(eq(runEvents.runId, event.runId));
+    const [inserted] = await tx
+      .insert(runEvents)
+      .values({
+        runId: event.runId,
+        phaseId: event.phaseId ?? null,
+        seq: next!.seq,
+        type: event.type,
+        payload: event.payload ?? {},
+        idempotencyKey: event.idempotencyKey,
+      })
+      .returning();
+    return { event: inserted!, created: true };
+  });
+}
+
+export async function findEventByKey(executor: Executor, idempotencyKey: string): Promise<RunEvent | undefined> {
+  const [row] = await executor.select().from(runEvents).where(eq(runEvents.idempotencyKey, idempotencyKey));
+  return row;
+}
+
+export async function listEvents(executor: Executor, runId: string, afterSeq = 0): Promise<RunEvent[]> {
+  return executor
+    .select()
+    .from(runEvents)
+    .where(and(eq(runEvents.runId, runId), gt(runEvents.seq, afterSeq)))
+    .orderBy(asc(runEvents.seq));
+}

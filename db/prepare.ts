@@ -1,0 +1,9 @@
+import type { DatabaseHandle } from './client.ts';
+import { applyMigrations } from './migrate.ts';
+import { syncRegistries } from './registries.ts';
+
+/** Everything a devflow process needs from the database before it serves: schema and registries. */
+export async function prepareDatabase(handle: DatabaseHandle) {
+  await applyMigrations(handle);
+  return syncRegistries(handle.db);
+}

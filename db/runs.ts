@@ -1,0 +1,45 @@
+import { eq } from 'drizzle-orm';
+import { DevflowError } from '../lib/errors.ts';
+import type { Executor } from './client.ts';
+import { appendEvent } from './events.ts';
+import { runs, workflowTemplates } from './schema.ts';
+import type { Run } from './transitions.ts';
+
+export interface NewRun {
+  id: string;
+  templateId: string;
+  repoPath: string;
+  baseBranch: string;
+  requirementsMd: string;
+}
+
+/**
+ * Creates the run row in `planning`, pinned to the template's current hash, with its
+ * `run.created` event. Creating the same run id again returns the existing row unchanged.
+ */
+export async function createRun(executor: Executor, input: NewRun): Promise<{ run: Run; created: boolean }> {
+  return executor.transaction(async (tx) => {
+    const [template] = await tx.select().from(workflowTemplates).where(eq(workflowTemplates.id, input.templateId));
+    if (!template) {
+      throw new DevflowError({
+        errorClass: 'fatal',
+        code: 'template_not_found',
+        message: `template ${input.templateId} is not registered`,
+        recoveryHint: 'use one of the templates listed by GET /v1/templates',
+      });
+    }
+    const inserted = await tx
+      .insert(runs)
+      .values({ ...input, templateHash: template.hash, state: 'planning' })
+      .onConflictDoNothing({ target: runs.id })
+      .returning();
+    const run = inserted[0] ?? (await tx.select().from(runs).where(eq(runs.id, input.id)))[0]!;
+    await appendEvent(tx, {
+      runId: run.id,
+      type: 'run.created',
+      idempotencyKey: `run:${run.id}:created`,
+      payload: { templateId: run.templateId, templateHash: run.templateHash, repoPath: run.repoPath, baseBranch: run.baseBranch },
+    });
+    return { run, created: inserted.length > 0 };
+  });
+}

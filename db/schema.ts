@@ -1,0 +1,231 @@
+// Postgres is devflow's system of record (SPEC section 3). Migrations in db/migrations are
+// generated from this file with `npm run db:generate` and committed.
+import { sql } from 'drizzle-orm';
+import {
+  bigserial,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgEnum,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+import {
+  APPROVAL_STATES,
+  DECISION_ACTIONS,
+  PHASE_STATES,
+  RUN_STATES,
+  SESSION_STATES,
+} from './state-machines.ts';
+
+const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
+const moment = (name: string) => timestamp(name, { withTimezone: true });
+
+export const runState = pgEnum('run_state', RUN_STATES);
+export const phaseState = pgEnum('phase_state', PHASE_STATES);
+export const sessionState = pgEnum('session_state', SESSION_STATES);
+export const approvalState = pgEnum('approval_state', APPROVAL_STATES);
+export const decisionAction = pgEnum('decision_action', DECISION_ACTIONS);
+
+/** Templates are stored by `name@version`; the hash pins the exact definition a run used. */
+export const workflowTemplates = pgTable(
+  'workflow_templates',
+  {
+    id: text('id').primaryKey(),
+    name: text('name').notNull(),
+    version: integer('version').notNull(),
+    hash: text('hash').notNull(),
+    definition: jsonb('definition').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('workflow_templates_name_version').on(t.name, t.version)],
+);
+
+export const agentPersonas = pgTable(
+  'agent_personas',
+  {
+    id: text('id').primaryKey(),
+    name: text('name').notNull(),
+    version: integer('version').notNull(),
+    hash: text('hash').notNull(),
+    definition: jsonb('definition').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('agent_personas_name_version').on(t.name, t.version)],
+);
+
+export const runs = pgTable(
+  'runs',
+  {
+    id: uuid('id').primaryKey(),
+    templateId: text('template_id')
+      .notNull()
+      .references(() => workflowTemplates.id),
+    templateHash: text('template_hash').notNull(),
+    state: runState('state').notNull().default('planning'),
+    pausedFromState: runState('paused_from_state'),
+    repoPath: text('repo_path').notNull(),
+    baseBranch: text('base_branch').notNull(),
+    worktreeRoot: text('worktree_root'),
+    requirementsMd: text('requirements_md').notNull(),
+    currentPhaseId: uuid('current_phase_id'),
+    finalReportPath: text('final_report_path'),
+    createdAt: createdAt(),
+    updatedAt: moment('updated_at').notNull().defaultNow(),
+    endedAt: moment('ended_at'),
+  },
+  (t) => [index('runs_state_created').on(t.state, t.createdAt)],
+);
+
+export const runPhases = pgTable(
+  'run_phases',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id),
+    phaseKey: text('phase_key').notNull(),
+    ordinal: integer('ordinal').notNull(),
+    roleId: text('role_id').notNull(),
+    state: phaseState('state').notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    startedAt: moment('started_at'),
+    endedAt: moment('ended_at'),
+  },
+  (t) => [
+    uniqueIndex('run_phases_run_key').on(t.runId, t.phaseKey),
+    uniqueIndex('run_phases_run_ordinal').on(t.runId, t.ordinal),
+  ],
+);
+
+/** Append-only. `seq` is per run, strictly increasing and gapless (see db/events.ts). */
+export const runEvents = pgTable(
+  'run_events',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id),
+    phaseId: uuid('phase_id').references(() => runPhases.id),
+    seq: integer('seq').notNull(),
+    type: text('type').notNull(),
+    payload: jsonb('payload').notNull().default({}),
+    idempotencyKey: text('idempotency_key').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('run_events_idempotency_key').on(t.idempotencyKey),
+    uniqueIndex('run_events_run_seq').on(t.runId, t.seq),
+  ],
+);
+
+export const tuiSessions = pgTable(
+  'tui_sessions',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id),
+    roleId: text('role_id').notNull(),
+    backend: text('backend').notNull(),
+    cwd: text('cwd').notNull(),
+    state: sessionState('state').notNull().default('CREATED'),
+    expectedArtifactPath: text('expected_artifact_path'),
+    expectedSchema: text('expected_schema'),
+    lastPromptHash: text('last_prompt_hash'),
+    lastPromptAt: moment('last_prompt_at'),
+    recoveryAttempts: integer('recovery_attempts').notNull().default(0),
+    tmuxSession: text('tmux_session'),
+    tmuxWindow: text('tmux_window'),
+    lastKnownPanePid: integer('last_known_pane_pid'),
+    lastCaptureSeq: integer('last_capture_seq').notNull().default(0),
+    lastOutputAt: moment('last_output_at'),
+    createdAt: createdAt(),
+    updatedAt: moment('updated_at').notNull().defaultNow(),
+  },
+  // One live session per (run, role); a session that failed for good may be replaced.
+  (t) => [
+    uniqueIndex('tui_sessions_live_role')
+      .on(t.runId, t.roleId)
+      .where(sql`${t.state} <> 'FAILED_NEEDS_HUMAN'`),
+  ],
+);
+
+export const tuiTranscripts = pgTable(
+  'tui_transcripts',
+  {
+    sessionId: uuid('session_id')
+      .notNull()
+      .references(() => tuiSessions.id),
+    seq: integer('seq').notNull(),
+    chunk: text('chunk').notNull(),
+    capturedAt: moment('captured_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.sessionId, t.seq] })],
+);
+
+export const artifacts = pgTable(
+  'artifacts',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id),
+    phaseId: uuid('phase_id')
+      .notNull()
+      .references(() => runPhases.id),
+    path: text('path').notNull(),
+    schemaId: text('schema_id').notNull(),
+    hash: text('hash').notNull(),
+    valid: boolean('valid').notNull(),
+    validationError: jsonb('validation_error'),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('artifacts_run_path_hash').on(t.runId, t.path, t.hash)],
+);
+
+export const approvalRequests = pgTable(
+  'approval_requests',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id),
+    phaseId: uuid('phase_id').references(() => runPhases.id),
+    gateKey: text('gate_key').notNull(),
+    state: approvalState('state').notNull().default('pending'),
+    idempotencyKey: text('idempotency_key').notNull(),
+    payload: jsonb('payload').notNull().default({}),
+    createdAt: createdAt(),
+    decidedAt: moment('decided_at'),
+  },
+  (t) => [uniqueIndex('approval_requests_idempotency_key').on(t.idempotencyKey)],
+);
+
+export const approvalDecisions = pgTable(
+  'approval_decisions',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    approvalRequestId: uuid('approval_request_id')
+      .notNull()
+      .references(() => approvalRequests.id),
+    action: decisionAction('action').notNull(),
+    comment: text('comment'),
+    decidedBy: text('decided_by'),
+    idempotencyKey: text('idempotency_key').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('approval_decisions_idempotency_key').on(t.idempotencyKey)],
+);
+
+/** Written by the stack self-check workflow: proof that worker, Temporal and Postgres work together. */
+export const stackChecks = pgTable('stack_checks', {
+  id: text('id').primaryKey(),
+  workerIdentity: text('worker_identity').notNull(),
+  checkedAt: moment('checked_at').notNull().defaultNow(),
+});

@@ -1,0 +1,161 @@
+// The three state machines of devflow (SPEC section 4). Every write that changes a run,
+// phase or session state asks this module first; an illegal move throws
+// `internal_state_corruption` before anything is written.
+import { DevflowError } from '../lib/errors.ts';
+
+export const RUN_STATES = [
+  'planning',
+  'executing',
+  'awaiting_approval',
+  'paused',
+  'completed',
+  'failed',
+  'aborted',
+] as const;
+export type RunState = (typeof RUN_STATES)[number];
+
+export const PHASE_STATES = [
+  'pending',
+  'running',
+  'awaiting_artifact',
+  'validating',
+  'awaiting_approval',
+  'completed',
+  'failed',
+] as const;
+export type PhaseState = (typeof PHASE_STATES)[number];
+
+export const SESSION_STATES = [
+  'CREATED',
+  'BOOTSTRAPPING',
+  'READY',
+  'BUSY',
+  'WAITING_FOR_APPROVAL',
+  'ARTIFACT_TIMEOUT',
+  'HUNG',
+  'CRASHED',
+  'RESUMING',
+  'REBOOTSTRAPPED',
+  'FAILED_NEEDS_HUMAN',
+] as const;
+export type SessionState = (typeof SESSION_STATES)[number];
+
+export const APPROVAL_STATES = ['pending', 'approved', 'rejected', 'aborted'] as const;
+export type ApprovalState = (typeof APPROVAL_STATES)[number];
+
+export const DECISION_ACTIONS = ['approve', 'reject', 'abort'] as const;
+export type DecisionAction = (typeof DECISION_ACTIONS)[number];
+
+export const TERMINAL_RUN_STATES: ReadonlySet<RunState> = new Set(['completed', 'failed', 'aborted']);
+export const TERMINAL_SESSION_STATES: ReadonlySet<SessionState> = new Set(['FAILED_NEEDS_HUMAN']);
+
+type Table<S extends string> = Readonly<Record<S, readonly S[]>>;
+
+// Runs. Leaving `paused` is only allowed back to the state it was paused from
+// (checked in assertRunTransition) or to a terminal state.
+const RUN_TRANSITIONS: Table<RunState> = {
+  planning: ['executing', 'failed', 'aborted'],
+  executing: ['awaiting_approval', 'paused', 'completed', 'failed', 'aborted'],
+  awaiting_approval: ['executing', 'paused', 'failed', 'aborted'],
+  paused: ['executing', 'awaiting_approval', 'failed', 'aborted'],
+  completed: [],
+  failed: [],
+  aborted: [],
+};
+
+// Phases. `running` is re-entered for a repair or a retry (the attempt counter goes up);
+// a failed phase is re-entered only when a human gate approves a retry.
+const PHASE_TRANSITIONS: Table<PhaseState> = {
+  pending: ['running'],
+  running: ['awaiting_artifact', 'failed'],
+  awaiting_artifact: ['validating', 'running', 'failed'],
+  validating: ['awaiting_approval', 'completed', 'running', 'failed'],
+  awaiting_approval: ['completed', 'failed'],
+  completed: [],
+  failed: ['running'],
+};
+
+const SESSION_TRANSITIONS: Table<SessionState> = {
+  CREATED: ['BOOTSTRAPPING', 'FAILED_NEEDS_HUMAN'],
+  BOOTSTRAPPING: ['READY', 'FAILED_NEEDS_HUMAN'],
+  READY: ['BUSY', 'WAITING_FOR_APPROVAL', 'FAILED_NEEDS_HUMAN'],
+  BUSY: ['READY', 'WAITING_FOR_APPROVAL', 'ARTIFACT_TIMEOUT', 'HUNG', 'CRASHED', 'FAILED_NEEDS_HUMAN'],
+  WAITING_FOR_APPROVAL: ['READY', 'FAILED_NEEDS_HUMAN'],
+  ARTIFACT_TIMEOUT: ['RESUMING', 'FAILED_NEEDS_HUMAN'],
+  HUNG: ['RESUMING', 'FAILED_NEEDS_HUMAN'],
+  CRASHED: ['RESUMING', 'FAILED_NEEDS_HUMAN'],
+  RESUMING: ['REBOOTSTRAPPED', 'FAILED_NEEDS_HUMAN'],
+  REBOOTSTRAPPED: ['READY', 'FAILED_NEEDS_HUMAN'],
+  FAILED_NEEDS_HUMAN: [],
+};
+
+export type Machine = 'run' | 'phase' | 'session';
+
+function illegal(machine: Machine, from: string, to: string, why = 'not an allowed transition'): DevflowError {
+  return new DevflowError({
+    errorClass: 'fatal',
+    code: 'internal_state_corruption',
+    message: `illegal ${machine} transition ${from} -> ${to}: ${why}`,
+    recoveryHint: 'this is a devflow bug or a manual database edit; inspect the run events before retrying',
+    details: { machine, from, to },
+  });
+}
+
+export function canTransitionRun(from: RunState, to: RunState, pausedFrom?: RunState | null): boolean {
+  if (!RUN_TRANSITIONS[from].includes(to)) return false;
+  if (from === 'paused' && !TERMINAL_RUN_STATES.has(to)) return pausedFrom === to;
+  return true;
+}
+
+export function assertRunTransition(from: RunState, to: RunState, pausedFrom?: RunState | null): void {
+  if (!RUN_TRANSITIONS[from].includes(to)) throw illegal('run', from, to);
+  if (!canTransitionRun(from, to, pausedFrom)) {
+    throw illegal('run', from, to, `a paused run returns to the state it was paused from (${pausedFrom ?? 'unknown'})`);
+  }
+}
+
+export function canTransitionPhase(from: PhaseState, to: PhaseState): boolean {
+  return PHASE_TRANSITIONS[from].includes(to);
+}
+
+export function assertPhaseTransition(from: PhaseState, to: PhaseState): void {
+  if (!canTransitionPhase(from, to)) throw illegal('phase', from, to);
+}
+
+export function canTransitionSession(from: SessionState, to: SessionState): boolean {
+  return SESSION_TRANSITIONS[from].includes(to);
+}
+
+export function assertSessionTransition(from: SessionState, to: SessionState): void {
+  if (!canTransitionSession(from, to)) throw illegal('session', from, to);
+}
+
+export const EVENT_TYPES = [
+  'run.created',
+  'run.started',
+  'run.paused',
+  'run.resumed',
+  'run.completed',
+  'run.failed',
+  'run.aborted',
+  'phase.started',
+  'phase.completed',
+  'phase.failed',
+  'prompt.sent',
+  'prompt.repaired',
+  'artifact.expected',
+  'artifact.validated',
+  'artifact.invalid',
+  'artifact.timeout',
+  'session.created',
+  'session.ready',
+  'session.busy',
+  'session.idle',
+  'session.crashed',
+  'session.recovered',
+  'session.failed',
+  'approval.requested',
+  'approval.decided',
+  'report.written',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];

@@ -1,0 +1,134 @@
+// devflow's configuration: environment variables, parsed once with zod at start.
+// A bad value stops start-up with a message naming the variable.
+import path from 'node:path';
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(1).max(65535);
+const optionalText = z
+  .string()
+  .trim()
+  .transform((value) => (value === '' ? undefined : value))
+  .optional();
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1']);
+
+export function isLoopbackHost(host: string): boolean {
+  return LOOPBACK_HOSTS.has(host) || host.startsWith('127.');
+}
+
+const envSchema = z
+  .object({
+    DEVFLOW_HOME: z.string().trim().min(1).default('.devflow'),
+    DEVFLOW_WORKSPACE_ROOT: optionalText,
+    DEVFLOW_API_HOST: z.string().trim().min(1).default('127.0.0.1'),
+    DEVFLOW_API_PORT: port.default(7400),
+    DEVFLOW_API_TOKEN: optionalText,
+    DATABASE_URL: optionalText.pipe(
+      z
+        .string()
+        .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+        .optional(),
+    ),
+    DEVFLOW_PG_PORT: port.default(7432),
+    TEMPORAL_ADDRESS: optionalText.pipe(
+      z
+        .string()
+        .regex(/^[^\s:/]+:\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:7233')
+        .optional(),
+    ),
+    TEMPORAL_NAMESPACE: z.string().trim().min(1).default('default'),
+    DEVFLOW_TEMPORAL_PORT: port.default(7233),
+    DEVFLOW_TEMPORAL_UI_PORT: port.default(8233),
+    DEVFLOW_TASK_QUEUE: z.string().trim().min(1).default('devflow-runs'),
+    DEVFLOW_MAX_CONCURRENT_RUNS: z.coerce.number().int().min(1).default(20),
+    TEMPORAL_CLI_PATH: optionalText,
+    DEVFLOW_LOG_LEVEL: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info'),
+  })
+  .superRefine((env, ctx) => {
+    if (!isLoopbackHost(env.DEVFLOW_API_HOST) && !env.DEVFLOW_API_TOKEN) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['DEVFLOW_API_HOST'],
+        message: `${env.DEVFLOW_API_HOST} is beyond loopback; set DEVFLOW_API_TOKEN to listen there`,
+      });
+    }
+  });
+
+export interface DevflowConfig {
+  home: string;
+  workspaceRoot: string;
+  runDir: string;
+  logDir: string;
+  api: { host: string; port: number; token: string | undefined };
+  /** Unset = embedded Postgres under `$DEVFLOW_HOME/pg`. */
+  databaseUrl: string | undefined;
+  embeddedPostgresPort: number;
+  temporal: {
+    /** Unset = local dev server started by `devflow up`. */
+    address: string | undefined;
+    namespace: string;
+    devServerPort: number;
+    uiPort: number;
+    cliPath: string | undefined;
+  };
+  taskQueue: string;
+  maxConcurrentRuns: number;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): DevflowConfig {
+  const parsed = envSchema.safeParse(source);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const variable = String(issue.path[0] ?? 'environment');
+        const value = source[variable];
+        const shown = value === undefined ? '' : ` (got ${JSON.stringify(value)})`;
+        return `${variable}: ${issue.message}${shown}`;
+      }),
+    );
+  }
+  const env = parsed.data;
+  const home = path.resolve(env.DEVFLOW_HOME);
+  return {
+    home,
+    workspaceRoot: path.resolve(env.DEVFLOW_WORKSPACE_ROOT ?? path.join(home, 'workspaces')),
+    runDir: path.join(home, 'run'),
+    logDir: path.join(home, 'logs'),
+    api: { host: env.DEVFLOW_API_HOST, port: env.DEVFLOW_API_PORT, token: env.DEVFLOW_API_TOKEN },
+    databaseUrl: env.DATABASE_URL,
+    embeddedPostgresPort: env.DEVFLOW_PG_PORT,
+    temporal: {
+      address: env.TEMPORAL_ADDRESS,
+      namespace: env.TEMPORAL_NAMESPACE,
+      devServerPort: env.DEVFLOW_TEMPORAL_PORT,
+      uiPort: env.DEVFLOW_TEMPORAL_UI_PORT,
+      cliPath: env.TEMPORAL_CLI_PATH,
+    },
+    taskQueue: env.DEVFLOW_TASK_QUEUE,
+    maxConcurrentRuns: env.DEVFLOW_MAX_CONCURRENT_RUNS,
+    logLevel: env.DEVFLOW_LOG_LEVEL,
+  };
+}
+
+/** The URL of the embedded Postgres that `devflow up` starts when DATABASE_URL is unset. */
+export function embeddedDatabaseUrl(port: number): string {
+  return `postgres://postgres:postgres@127.0.0.1:${port}/devflow`;
+}
+
+/** Where the worker and API find Postgres and Temporal: configured, or the local stack's. */
+export function resolvedServices(config: DevflowConfig): { databaseUrl: string; temporalAddress: string } {
+  return {
+    databaseUrl: config.databaseUrl ?? embeddedDatabaseUrl(config.embeddedPostgresPort),
+    temporalAddress: config.temporal.address ?? `127.0.0.1:${config.temporal.devServerPort}`,
+  };
+}

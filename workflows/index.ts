@@ -1,0 +1,2 @@
+// Every workflow the devflow worker hosts.
+export { stackCheckWorkflow } from './stack-check.ts';
