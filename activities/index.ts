@@ -1,15 +1,29 @@
-// Activities get their dependencies here; the worker (and tests) pass them in.
-import type { Database } from '../db/client.ts';
+// Every activity the worker hosts, built from their dependencies (database, session drivers,
+// workspace root). DevflowErrors reach Temporal typed by their class (see failures.ts).
+import { createArtifactActivities } from './artifacts.ts';
+import type { ActivityDeps } from './deps.ts';
+import { mapFailures } from './failures.ts';
+import { createFinalizeActivities } from './finalize.ts';
+import { createGateActivities } from './gates.ts';
+import { createPhaseActivities } from './phases.ts';
+import { createPrepareRunActivities } from './prepare-run.ts';
+import { createPromptActivities } from './prompts.ts';
+import { createSessionActivities } from './sessions.ts';
 import { createStackCheckActivities } from './stack-check.ts';
 
-export interface ActivityDeps {
-  db: Database;
-}
+export type { ActivityDeps } from './deps.ts';
 
 export function createActivities(deps: ActivityDeps) {
-  return {
+  return mapFailures({
     ...createStackCheckActivities(deps),
-  };
+    ...createPrepareRunActivities(deps),
+    ...createSessionActivities(deps),
+    ...createPromptActivities(deps),
+    ...createArtifactActivities(deps),
+    ...createGateActivities(deps),
+    ...createPhaseActivities(deps),
+    ...createFinalizeActivities(deps),
+  });
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -157,5 +157,12 @@ export const EVENT_TYPES = [
   'approval.requested',
   'approval.decided',
   'report.written',
+  // Beyond the minimum list: every state change has an event of its own.
+  'run.awaiting_approval',
+  'phase.awaiting_approval',
+  'session.bootstrapping',
+  'session.waiting',
+  'session.resuming',
+  'session.rebootstrapped',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];

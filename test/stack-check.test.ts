@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stackChecks } from '../db/schema.ts';
 import { createDevflowWorker, WORKFLOWS_PATH } from '../worker/worker.ts';
 import { stackCheckWorkflow } from '../workflows/stack-check.ts';
+import { sessionDrivers } from '../sessions/index.ts';
 import { useDatabase } from './helpers/database.ts';
 
 const { db } = useDatabase();
@@ -29,7 +30,7 @@ afterAll(async () => {
 describe('stack check workflow', () => {
   it('runs on a real worker and writes its row to Postgres, once', async () => {
     const taskQueue = `stack-check-${randomUUID()}`;
-    const worker = await createDevflowWorker({ connection: nativeConnection, namespace: 'default', taskQueue, deps: { db }, workflowBundle: bundle, identity: 'test-worker' });
+    const worker = await createDevflowWorker({ connection: nativeConnection, namespace: 'default', taskQueue, deps: { db, drivers: sessionDrivers({}), workspaceRoot: '/nonexistent' }, workflowBundle: bundle, identity: 'test-worker' });
     const checkId = `check-${randomUUID()}`;
 
     const result = await worker.runUntil(async () => {

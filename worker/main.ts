@@ -6,6 +6,8 @@ import { prepareDatabase } from '../db/prepare.ts';
 import { loadConfig, resolvedServices } from '../lib/env.ts';
 import { createLogger } from '../lib/logger.ts';
 import { runMain } from '../lib/main.ts';
+import { FakeSessionDriver } from '../sessions/fake.ts';
+import { sessionDrivers } from '../sessions/index.ts';
 import { ensureSearchAttributes } from './search-attributes.ts';
 import { createDevflowWorker } from './worker.ts';
 
@@ -30,7 +32,7 @@ await runMain('worker', async () => {
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.taskQueue,
-    deps: { db: database.db },
+    deps: { db: database.db, drivers: sessionDrivers({ fake: new FakeSessionDriver() }), workspaceRoot: config.workspaceRoot },
   });
 
   let stopping = false;

@@ -25,5 +25,7 @@ export function createDevflowWorker(options: DevflowWorkerOptions): Promise<Work
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     ...(options.identity ? { identity: options.identity } : {}),
     shutdownGraceTime: options.shutdownGraceTime ?? '10 seconds',
+    // Heartbeats reach the server at least every second, so a cancelled wait hears of it promptly.
+    maxHeartbeatThrottleInterval: '1 second',
   });
 }

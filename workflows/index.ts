@@ -1,2 +1,3 @@
 // Every workflow the devflow worker hosts.
 export { stackCheckWorkflow } from './stack-check.ts';
+export { runWorkflow } from './run.ts';

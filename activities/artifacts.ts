@@ -1,0 +1,146 @@
+// Waiting for an artifact and validating it (SPEC section 6).
+import { watch, type FSWatcher } from 'node:fs';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Context } from '@temporalio/activity';
+import { artifacts } from '../db/schema.ts';
+import { transitionPhase } from '../db/transitions.ts';
+import { sha256 } from '../lib/canonical-json.ts';
+import { artifactSchemas, isArtifactSchemaId } from '../schemas/artifacts.ts';
+import { checkpoint, type ActivityDeps } from './deps.ts';
+
+export interface FileSignature {
+  size: number;
+  mtimeMs: number;
+}
+
+export interface AwaitArtifactInput {
+  phaseKey: string;
+  attempt: number;
+  artifactPath: string;
+  /** The file as it was before the prompt (null: absent); that exact file is ignored. */
+  baseline: FileSignature | null;
+  timeoutMs: number;
+  stabilityMs: number;
+  pollMs: number;
+}
+
+export type AwaitArtifactResult = { status: 'found'; signature: FileSignature } | { status: 'timeout'; elapsedMs: number };
+
+interface WaitDetails {
+  phaseKey: string;
+  attempt: number;
+  elapsedMs: number;
+}
+
+async function signatureOf(file: string): Promise<FileSignature | null> {
+  try {
+    const s = await stat(file);
+    return s.isFile() ? { size: s.size, mtimeMs: s.mtimeMs } : null;
+  } catch {
+    return null;
+  }
+}
+
+const same = (a: FileSignature | null, b: FileSignature | null) => a !== null && b !== null && a.size === b.size && a.mtimeMs === b.mtimeMs;
+
+export function formatIssues(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string[] {
+  return issues.map((issue) => `${issue.path.length ? issue.path.map(String).join('.') : '(root)'}: ${issue.message}`);
+}
+
+export function createArtifactActivities(deps: ActivityDeps) {
+  return {
+    /**
+     * Waits until the artifact exists and its size and mtime have held still for the
+     * stability window. Wakes on file-system events, polls as a fallback, heartbeats its
+     * elapsed time (a retried attempt resumes the clock from it) and stops promptly when
+     * cancelled.
+     */
+    async awaitArtifact(input: AwaitArtifactInput): Promise<AwaitArtifactResult> {
+      const context = Context.current();
+      const resumed = context.info.heartbeatDetails as WaitDetails | undefined;
+      const startedAt = Date.now() - (resumed?.attempt === input.attempt ? resumed.elapsedMs : 0);
+      const folder = path.dirname(input.artifactPath);
+      await mkdir(folder, { recursive: true });
+
+      let wake: () => void = () => undefined;
+      let watcher: FSWatcher | undefined;
+      try {
+        watcher = watch(folder, () => wake());
+        watcher.on('error', () => undefined); // the poll still works
+      } catch {
+        watcher = undefined;
+      }
+      try {
+        let candidate: { signature: FileSignature; since: number } | undefined;
+        for (;;) {
+          const now = Date.now();
+          const signature = await signatureOf(input.artifactPath);
+          if (signature && !same(signature, input.baseline)) {
+            if (candidate && same(candidate.signature, signature)) {
+              if (now - candidate.since >= input.stabilityMs) return { status: 'found', signature };
+            } else {
+              candidate = { signature, since: now };
+            }
+          } else {
+            candidate = undefined;
+          }
+          const elapsedMs = now - startedAt;
+          context.heartbeat({ phaseKey: input.phaseKey, attempt: input.attempt, elapsedMs } satisfies WaitDetails);
+          if (elapsedMs >= input.timeoutMs) return { status: 'timeout', elapsedMs };
+          // Re-check when the folder changes, when a pending file may have become stable, or
+          // after the poll interval; context.sleep rejects as soon as the activity is cancelled.
+          const nap = candidate ? Math.min(input.pollMs, input.stabilityMs) : input.pollMs;
+          await Promise.race([context.sleep(nap), new Promise<void>((resolve) => (wake = resolve))]);
+        }
+      } finally {
+        watcher?.close();
+      }
+    },
+
+    /** Hashes, parses and validates the artifact; one row per distinct content. */
+    async validateArtifact(input: { runId: string; phaseId: string; attempt: number; artifactPath: string; schemaId: string }): Promise<{ valid: boolean; hash: string; errors: string[] }> {
+      const bytes = await readFile(input.artifactPath);
+      const hash = sha256(bytes);
+      let errors: string[] = [];
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(bytes.toString('utf8'));
+      } catch (error) {
+        errors = [`not valid JSON: ${(error as Error).message}`];
+      }
+      if (errors.length === 0) {
+        const schema = isArtifactSchemaId(input.schemaId) ? artifactSchemas[input.schemaId] : undefined;
+        const result = schema?.safeParse(parsed);
+        if (!result) errors = [`unknown artifact schema ${input.schemaId}`];
+        else if (!result.success) errors = formatIssues(result.error.issues);
+      }
+      const valid = errors.length === 0;
+      checkpoint(deps, 'validateArtifact:checked');
+      await deps.db.transaction(async (tx) => {
+        await tx
+          .insert(artifacts)
+          .values({
+            runId: input.runId,
+            phaseId: input.phaseId,
+            path: input.artifactPath,
+            schemaId: input.schemaId,
+            hash,
+            valid,
+            validationError: valid ? null : { errors },
+          })
+          .onConflictDoNothing();
+        await transitionPhase(tx, {
+          phaseId: input.phaseId,
+          to: 'validating',
+          event: {
+            type: valid ? 'artifact.validated' : 'artifact.invalid',
+            idempotencyKey: `artifact:${input.phaseId}:${input.attempt}:${hash}`,
+            payload: { path: input.artifactPath, hash, valid, errors },
+          },
+        });
+      });
+      return { valid, hash, errors };
+    },
+  };
+}

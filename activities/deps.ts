@@ -1,0 +1,17 @@
+import type { Database } from '../db/client.ts';
+import type { SessionDrivers } from '../sessions/driver.ts';
+
+export interface ActivityDeps {
+  db: Database;
+  drivers: SessionDrivers;
+  workspaceRoot: string;
+  /**
+   * Test hook: called at named points between the side effects of an activity, so a test can
+   * make it fail half-way and check that a retry ends in the same rows.
+   */
+  checkpoint?: (point: string) => void;
+}
+
+export function checkpoint(deps: ActivityDeps, point: string): void {
+  deps.checkpoint?.(point);
+}

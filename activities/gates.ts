@@ -1,0 +1,160 @@
+// Gates: approval gates declared by the template, human gates raised by failures, and the
+// decisions that resolve them. Each gate opens in one transaction with all its state changes.
+import { and, asc, eq } from 'drizzle-orm';
+import type { Transaction } from '../db/client.ts';
+import { appendEvent } from '../db/events.ts';
+import { approvalDecisions, approvalRequests, runs } from '../db/schema.ts';
+import type { DecisionAction, SessionState } from '../db/state-machines.ts';
+import { transitionPhase, transitionRun, transitionSession } from '../db/transitions.ts';
+import { DevflowError } from '../lib/errors.ts';
+import type { ActivityDeps } from './deps.ts';
+
+export type GateKind = 'approval' | 'human';
+
+async function openRequest(
+  tx: Transaction,
+  input: { runId: string; phaseId: string | null; gateKey: string; kind: GateKind; key: string; payload: Record<string, unknown> },
+): Promise<string> {
+  await tx
+    .insert(approvalRequests)
+    .values({ runId: input.runId, phaseId: input.phaseId, gateKey: input.gateKey, idempotencyKey: input.key, payload: { kind: input.kind, ...input.payload } })
+    .onConflictDoNothing();
+  const [request] = await tx.select().from(approvalRequests).where(eq(approvalRequests.idempotencyKey, input.key));
+  await appendEvent(tx, {
+    runId: input.runId,
+    phaseId: input.phaseId,
+    type: 'approval.requested',
+    idempotencyKey: `approval:${request!.id}:requested`,
+    payload: { approvalRequestId: request!.id, gateKey: input.gateKey, kind: input.kind, ...input.payload },
+  });
+  return request!.id;
+}
+
+const STATE_OF: Record<DecisionAction, 'approved' | 'rejected' | 'aborted'> = { approve: 'approved', reject: 'rejected', abort: 'aborted' };
+
+export function createGateActivities(deps: ActivityDeps) {
+  const { db } = deps;
+  return {
+    /** Valid artifact, gated phase: phase, session and run wait for a person. */
+    async openApprovalGate(input: { runId: string; phaseId: string; sessionId: string; gateKey: string; attempt: number }): Promise<{ approvalRequestId: string }> {
+      const key = (what: string) => `${what}:${input.phaseId}:${input.gateKey}:${input.attempt}`;
+      return db.transaction(async (tx) => {
+        await transitionPhase(tx, { phaseId: input.phaseId, to: 'awaiting_approval', event: { type: 'phase.awaiting_approval', idempotencyKey: key('phase-gate') } });
+        await transitionSession(tx, { sessionId: input.sessionId, to: 'WAITING_FOR_APPROVAL', event: { type: 'session.waiting', idempotencyKey: key('session-gate') } });
+        await transitionRun(tx, {
+          runId: input.runId,
+          to: 'awaiting_approval',
+          event: { type: 'run.awaiting_approval', idempotencyKey: key('run-gate'), payload: { gateKey: input.gateKey } },
+          set: { currentPhaseId: input.phaseId },
+        });
+        const approvalRequestId = await openRequest(tx, { runId: input.runId, phaseId: input.phaseId, gateKey: input.gateKey, kind: 'approval', key: key('gate'), payload: { attempt: input.attempt } });
+        return { approvalRequestId };
+      });
+    },
+
+    /**
+     * A failure the system cannot fix by itself: the phase fails, the session is marked,
+     * the run pauses (remembering where from) and a person is asked.
+     */
+    async openHumanGate(input: {
+      runId: string;
+      phaseId: string;
+      sessionId: string | null;
+      sessionTo: Extract<SessionState, 'CRASHED' | 'FAILED_NEEDS_HUMAN'> | null;
+      gateKey: string;
+      attempt: number;
+      reason: string;
+      hint?: string;
+    }): Promise<{ approvalRequestId: string }> {
+      const key = (what: string) => `${what}:${input.phaseId}:${input.gateKey}:${input.attempt}`;
+      const payload = { reason: input.reason, attempt: input.attempt, ...(input.hint ? { hint: input.hint } : {}) };
+      return db.transaction(async (tx) => {
+        await transitionPhase(tx, { phaseId: input.phaseId, to: 'failed', event: { type: 'phase.failed', idempotencyKey: key('phase-failed'), payload } });
+        if (input.sessionId && input.sessionTo) {
+          await transitionSession(tx, {
+            sessionId: input.sessionId,
+            to: input.sessionTo,
+            event: { type: input.sessionTo === 'CRASHED' ? 'session.crashed' : 'session.failed', idempotencyKey: key('session-failed'), payload },
+          });
+        }
+        await transitionRun(tx, {
+          runId: input.runId,
+          to: 'paused',
+          event: { type: 'run.paused', idempotencyKey: key('run-paused'), payload: { gateKey: input.gateKey, ...payload } },
+          set: { currentPhaseId: input.phaseId },
+        });
+        const approvalRequestId = await openRequest(tx, { runId: input.runId, phaseId: input.phaseId, gateKey: input.gateKey, kind: 'human', key: key('gate'), payload });
+        return { approvalRequestId };
+      });
+    },
+
+    /**
+     * Records a decision. The first decision on a request wins: a repeat (same client token)
+     * or a later contrary one gets the recorded winner back and writes nothing.
+     */
+    async recordDecision(input: { approvalRequestId: string; action: DecisionAction; clientToken: string; comment?: string; decidedBy?: string }): Promise<{ action: DecisionAction; decisionId: string; comment: string | null }> {
+      return db.transaction(async (tx) => {
+        const [request] = await tx.select().from(approvalRequests).where(eq(approvalRequests.id, input.approvalRequestId)).for('update');
+        if (!request) {
+          throw new DevflowError({ errorClass: 'fatal', code: 'approval_request_not_found', message: `approval request ${input.approvalRequestId} does not exist` });
+        }
+        if (request.state === 'pending') {
+          const [decision] = await tx
+            .insert(approvalDecisions)
+            .values({
+              approvalRequestId: request.id,
+              action: input.action,
+              comment: input.comment ?? null,
+              decidedBy: input.decidedBy ?? null,
+              idempotencyKey: `${request.id}:${input.action}:${input.clientToken}`,
+            })
+            .returning();
+          await tx.update(approvalRequests).set({ state: STATE_OF[input.action], decidedAt: new Date() }).where(eq(approvalRequests.id, request.id));
+          await appendEvent(tx, {
+            runId: request.runId,
+            phaseId: request.phaseId,
+            type: 'approval.decided',
+            idempotencyKey: `approval:${request.id}:decided`,
+            payload: { approvalRequestId: request.id, gateKey: request.gateKey, action: input.action, comment: input.comment ?? null, decidedBy: input.decidedBy ?? null },
+          });
+          return { action: decision!.action, decisionId: decision!.id, comment: decision!.comment };
+        }
+        const [first] = await tx.select().from(approvalDecisions).where(eq(approvalDecisions.approvalRequestId, request.id)).orderBy(asc(approvalDecisions.createdAt)).limit(1);
+        if (!first) {
+          // Closed without a decision (the run was aborted): answer with what closed it.
+          return { action: request.state === 'aborted' ? 'abort' : request.state === 'approved' ? 'approve' : 'reject', decisionId: '', comment: null };
+        }
+        return { action: first.action, decisionId: first.id, comment: first.comment };
+      });
+    },
+
+    /** An approved approval gate: the phase is done, its session idle, the run executing again. */
+    async passApprovalGate(input: { runId: string; phaseId: string; sessionId: string; approvalRequestId: string }): Promise<void> {
+      const key = (what: string) => `${what}:${input.approvalRequestId}`;
+      await db.transaction(async (tx) => {
+        await transitionPhase(tx, { phaseId: input.phaseId, to: 'completed', event: { type: 'phase.completed', idempotencyKey: key('phase-completed') } });
+        await transitionSession(tx, { sessionId: input.sessionId, to: 'READY', event: { type: 'session.idle', idempotencyKey: key('session-idle') } });
+        await transitionRun(tx, { runId: input.runId, to: 'executing', event: { type: 'run.resumed', idempotencyKey: key('run-resumed') } });
+      });
+    },
+
+    /** An approved human gate: the run goes back to where it was paused from, for a retry. */
+    async resumeAfterHumanGate(input: { runId: string; approvalRequestId: string }): Promise<void> {
+      const [run] = await db.select().from(runs).where(eq(runs.id, input.runId));
+      await transitionRun(db, {
+        runId: input.runId,
+        to: run!.pausedFromState ?? 'executing',
+        event: { type: 'run.resumed', idempotencyKey: `run-resumed:${input.approvalRequestId}` },
+      });
+    },
+
+    /** Pending requests of a run (the abort path closes them). */
+    async pendingApprovals(input: { runId: string }): Promise<string[]> {
+      const rows = await db
+        .select({ id: approvalRequests.id })
+        .from(approvalRequests)
+        .where(and(eq(approvalRequests.runId, input.runId), eq(approvalRequests.state, 'pending')));
+      return rows.map((r) => r.id);
+    },
+  };
+}

@@ -1,0 +1,135 @@
+// Starting an attempt and sending its prompt. The prompt event is keyed by (phase, attempt):
+// once it is recorded, a retried activity does not send again.
+import { realpath, rm, mkdir } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { eq } from 'drizzle-orm';
+import { appendEvent, findEventByKey } from '../db/events.ts';
+import { tuiSessions } from '../db/schema.ts';
+import { transitionPhase, transitionSession } from '../db/transitions.ts';
+import { DevflowError } from '../lib/errors.ts';
+import { artifactJsonSchema, isArtifactSchemaId } from '../schemas/artifacts.ts';
+import type { Scenario } from '../sessions/scenarios.ts';
+import { checkpoint, type ActivityDeps } from './deps.ts';
+import { buildEnvelope, renderPrompt } from './prompt-envelope.ts';
+import { loadSession, targetOf } from './sessions.ts';
+
+export type PromptKind = 'initial' | 'repair' | 'retry';
+
+export interface SendPromptInput {
+  runId: string;
+  phaseId: string;
+  phaseKey: string;
+  sessionId: string;
+  roleId: string;
+  attempt: number;
+  kind: PromptKind;
+  worktreePath: string;
+  artifactPath: string;
+  schemaId: string;
+  instructions: string;
+  personaInstructions: string;
+  timeoutMs: number;
+  errors?: string[];
+  scenario?: Scenario;
+  repairScenario?: Scenario;
+}
+
+/** Refuses an artifact path that leaves the worktree, by `..` or through a symlink. */
+export async function assertInsideWorktree(worktreePath: string, artifactPath: string): Promise<void> {
+  const outside = () =>
+    new DevflowError({
+      errorClass: 'fatal',
+      code: 'artifact_path_outside_worktree',
+      message: `artifact path ${artifactPath} resolves outside the run worktree ${worktreePath}`,
+    });
+  const root = await realpath(worktreePath);
+  const resolved = path.resolve(worktreePath, artifactPath);
+  if (!resolved.startsWith(path.resolve(worktreePath) + path.sep)) throw outside();
+  await mkdir(path.dirname(resolved), { recursive: true });
+  const parent = await realpath(path.dirname(resolved));
+  if (parent !== root && !parent.startsWith(root + path.sep)) throw outside();
+}
+
+export function createPromptActivities(deps: ActivityDeps) {
+  const { db } = deps;
+  return {
+    /** Enters `running` for this attempt (first try, repair or retry). */
+    async beginAttempt(input: { phaseId: string; attempt: number; kind: PromptKind }): Promise<void> {
+      await transitionPhase(db, {
+        phaseId: input.phaseId,
+        to: 'running',
+        event: { type: 'phase.started', idempotencyKey: `phase:${input.phaseId}:running:${input.attempt}`, payload: { kind: input.kind } },
+      });
+    },
+
+    async sendPrompt(input: SendPromptInput): Promise<{ dedupKey: string }> {
+      const promptKey = `prompt:${input.phaseId}:${input.attempt}`;
+      const prior = await findEventByKey(db, promptKey);
+      if (prior) return { dedupKey: (prior.payload as { dedupKey: string }).dedupKey };
+      await assertInsideWorktree(input.worktreePath, input.artifactPath);
+      if (!isArtifactSchemaId(input.schemaId)) {
+        throw new DevflowError({ errorClass: 'fatal', code: 'artifact_schema_unknown', message: `artifact schema ${input.schemaId} is not registered` });
+      }
+
+      let session = await loadSession(deps, input.sessionId);
+      if (session.state === 'READY') {
+        session = (await transitionSession(db, {
+          sessionId: session.id,
+          to: 'BUSY',
+          event: { type: 'session.busy', idempotencyKey: `session:${session.id}:busy:${input.phaseId}:${input.attempt}`, payload: { phaseKey: input.phaseKey } },
+        })).row;
+      }
+      if (session.state !== 'BUSY') {
+        throw new DevflowError({ errorClass: 'fatal', code: 'internal_state_corruption', message: `cannot prompt session ${session.id} in state ${session.state}` });
+      }
+
+      // A stale artifact (earlier attempt, invalid write) must not be mistaken for the answer.
+      await rm(input.artifactPath, { force: true });
+      const envelope = buildEnvelope({
+        uuid: randomUUID(),
+        runId: input.runId,
+        roleId: input.roleId,
+        phaseKey: input.phaseKey,
+        attempt: input.attempt,
+        expectedArtifact: input.artifactPath,
+        expectedSchema: input.schemaId,
+        instructions: input.instructions,
+      });
+      const text = renderPrompt(envelope, {
+        kind: input.kind,
+        personaInstructions: input.personaInstructions,
+        jsonSchema: artifactJsonSchema(input.schemaId),
+        errors: input.errors,
+        scenario: input.scenario,
+        repairScenario: input.repairScenario,
+      });
+      await deps.drivers.forBackend(session.backend).sendPrompt(targetOf(session), text);
+      checkpoint(deps, 'sendPrompt:delivered');
+
+      await db.transaction(async (tx) => {
+        await appendEvent(tx, {
+          runId: input.runId,
+          phaseId: input.phaseId,
+          type: input.kind === 'repair' ? 'prompt.repaired' : 'prompt.sent',
+          idempotencyKey: promptKey,
+          payload: { dedupKey: envelope.dedupKey, uuid: envelope.uuid, kind: input.kind, attempt: input.attempt, sessionId: session.id, errors: input.errors ?? [] },
+        });
+        await transitionPhase(tx, {
+          phaseId: input.phaseId,
+          to: 'awaiting_artifact',
+          event: {
+            type: 'artifact.expected',
+            idempotencyKey: `phase:${input.phaseId}:awaiting:${input.attempt}`,
+            payload: { path: input.artifactPath, schemaId: input.schemaId, timeoutMs: input.timeoutMs },
+          },
+        });
+        await tx
+          .update(tuiSessions)
+          .set({ expectedArtifactPath: input.artifactPath, expectedSchema: input.schemaId, lastPromptHash: envelope.dedupKey, lastPromptAt: new Date() })
+          .where(eq(tuiSessions.id, session.id));
+      });
+      return { dedupKey: envelope.dedupKey };
+    },
+  };
+}

@@ -1,0 +1,127 @@
+// The final report of a run (SPEC section 8): rendered from the database alone, so writing it
+// again (report repair) gives the same file.
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { asc, eq, inArray } from 'drizzle-orm';
+import type { Database } from '../db/client.ts';
+import { appendEvent } from '../db/events.ts';
+import { approvalDecisions, approvalRequests, artifacts, runEvents, runPhases, runs } from '../db/schema.ts';
+import { git } from '../lib/git.ts';
+import { runBranch, worktreePathFor } from './prepare-run.ts';
+
+type RunRow = typeof runs.$inferSelect;
+
+export interface ReportData {
+  run: RunRow;
+  terminalReason: string;
+  phases: (typeof runPhases.$inferSelect)[];
+  artifacts: (typeof artifacts.$inferSelect)[];
+  gates: { request: typeof approvalRequests.$inferSelect; decisions: (typeof approvalDecisions.$inferSelect)[] }[];
+  diffStat: string;
+}
+
+const when = (d: Date | null | undefined) => (d ? d.toISOString() : '—');
+const cell = (text: string | null | undefined) => (text ?? '—').replaceAll('|', '\\|').replaceAll('\n', ' ');
+
+function duration(from: Date, to: Date | null): string {
+  if (!to) return '—';
+  const seconds = Math.round((to.getTime() - from.getTime()) / 1000);
+  return seconds < 60 ? `${seconds} s` : `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+}
+
+export function renderReport(data: ReportData): string {
+  const { run } = data;
+  const phaseKey = new Map(data.phases.map((p) => [p.id, p.phaseKey]));
+  const lines = [
+    `# devflow run ${run.id}`,
+    '',
+    `- **Outcome:** ${run.state} — ${data.terminalReason}`,
+    `- **Template:** ${run.templateId} (sha256 ${run.templateHash.slice(0, 16)})`,
+    `- **Repository:** ${run.repoPath} @ ${run.baseBranch}, run branch \`${runBranch(run.id)}\``,
+    `- **Worktree:** ${run.worktreeRoot ? path.join(run.worktreeRoot, 'main') : '—'}`,
+    `- **Timing:** created ${when(run.createdAt)}, ended ${when(run.endedAt)}, took ${duration(run.createdAt, run.endedAt)}`,
+    '',
+    '## Requirements',
+    '',
+    ...run.requirementsMd.trimEnd().split('\n').map((l) => `> ${l}`),
+    '',
+    '## Phases',
+    '',
+    '| # | phase | role | state | attempts | started | ended | took |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...data.phases.map((p) => `| ${p.ordinal + 1} | ${p.phaseKey} | ${p.roleId} | ${p.state} | ${p.attempts} | ${when(p.startedAt)} | ${when(p.endedAt)} | ${p.startedAt ? duration(p.startedAt, p.endedAt) : '—'} |`),
+    '',
+    '## Artifacts',
+    '',
+  ];
+  if (data.artifacts.length === 0) lines.push('No artifact was written.');
+  else {
+    lines.push('| phase | path | schema | sha256 | valid | problems |', '| --- | --- | --- | --- | --- | --- |');
+    for (const a of data.artifacts) {
+      const problems = (a.validationError as { errors?: string[] } | null)?.errors?.join('; ');
+      lines.push(`| ${phaseKey.get(a.phaseId) ?? '—'} | ${cell(a.path)} | ${a.schemaId} | ${a.hash.slice(0, 16)} | ${a.valid ? 'yes' : 'no'} | ${cell(problems)} |`);
+    }
+  }
+  lines.push('', '## Gates and decisions', '');
+  if (data.gates.length === 0) lines.push('No gate was raised.');
+  else {
+    lines.push('| gate | kind | phase | raised | state | decision | by | when | comment |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+    for (const { request, decisions } of data.gates) {
+      const kind = (request.payload as { kind?: string }).kind ?? 'approval';
+      const first = decisions[0];
+      lines.push(
+        `| ${request.gateKey} | ${kind} | ${request.phaseId ? (phaseKey.get(request.phaseId) ?? '—') : '—'} | ${when(request.createdAt)} | ${request.state} | ${first?.action ?? '—'} | ${cell(first?.decidedBy)} | ${when(first?.createdAt)} | ${cell(first?.comment)} |`,
+      );
+    }
+  }
+  lines.push('', '## Changes on the run branch', '', '```', data.diffStat.trimEnd() || 'no changes', '```', '');
+  return lines.join('\n');
+}
+
+async function diffStat(run: RunRow, workspaceRoot: string): Promise<string> {
+  try {
+    return await git(run.repoPath, ['diff', '--stat', `${run.baseBranch}...${runBranch(run.id)}`]);
+  } catch {
+    return `(no diff: the run branch or worktree ${worktreePathFor(workspaceRoot, run.id)} is not available)`;
+  }
+}
+
+export async function loadReportData(db: Database, runId: string, workspaceRoot: string): Promise<ReportData> {
+  const [run] = await db.select().from(runs).where(eq(runs.id, runId));
+  const phases = await db.select().from(runPhases).where(eq(runPhases.runId, runId)).orderBy(asc(runPhases.ordinal));
+  const artifactRows = await db.select().from(artifacts).where(eq(artifacts.runId, runId)).orderBy(asc(artifacts.createdAt));
+  const requests = await db.select().from(approvalRequests).where(eq(approvalRequests.runId, runId)).orderBy(asc(approvalRequests.createdAt));
+  const decisions = requests.length
+    ? await db.select().from(approvalDecisions).where(inArray(approvalDecisions.approvalRequestId, requests.map((r) => r.id))).orderBy(asc(approvalDecisions.createdAt))
+    : [];
+  const terminal = await db
+    .select({ payload: runEvents.payload })
+    .from(runEvents)
+    .where(eq(runEvents.idempotencyKey, `run:${runId}:terminal`));
+  return {
+    run: run!,
+    terminalReason: (terminal[0]?.payload as { reason?: string } | undefined)?.reason ?? 'unknown',
+    phases,
+    artifacts: artifactRows,
+    gates: requests.map((request) => ({ request, decisions: decisions.filter((d) => d.approvalRequestId === request.id) })),
+    diffStat: await diffStat(run!, workspaceRoot),
+  };
+}
+
+export function reportPathFor(workspaceRoot: string, runId: string): string {
+  return path.join(workspaceRoot, `${runId}.report.md`);
+}
+
+/** Writes `<workspaceRoot>/<runId>.report.md` atomically and records it. Safe to repeat. */
+export async function writeRunReport(db: Database, runId: string, workspaceRoot: string): Promise<string> {
+  const file = reportPathFor(workspaceRoot, runId);
+  const text = renderReport(await loadReportData(db, runId, workspaceRoot));
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(`${file}.tmp`, text);
+  await rename(`${file}.tmp`, file);
+  await db.transaction(async (tx) => {
+    await tx.update(runs).set({ finalReportPath: file }).where(eq(runs.id, runId));
+    await appendEvent(tx, { runId, type: 'report.written', idempotencyKey: `run:${runId}:report`, payload: { path: file } });
+  });
+  return file;
+}

@@ -1,0 +1,54 @@
+// What a scripted or fake agent does with a prompt. Prompts carry `Scenario:` (what to do
+// now) and `Repair-Scenario:` (what to do with the repair prompt that may follow).
+export const SCENARIOS = [
+  'ok', // write a valid artifact atomically
+  'invalid_json', // write bytes that are not JSON
+  'schema_invalid', // write JSON that breaks the artifact schema
+  'timeout', // keep working (printing) but never write the artifact
+  'hang', // stop printing anything
+  'crash', // exit
+  'slow', // write a valid artifact non-atomically, in chunks
+  'send_fail', // fake backend only: prompt delivery fails
+] as const;
+export type Scenario = (typeof SCENARIOS)[number];
+
+export function isScenario(value: string): value is Scenario {
+  return (SCENARIOS as readonly string[]).includes(value);
+}
+
+/** A phase's scenarios: one for every prompt, or a list by attempt (beyond it: `ok`). */
+export type PhaseScenarios = Scenario | Scenario[];
+
+export function scenarioForAttempt(scenarios: PhaseScenarios | undefined, attempt: number): Scenario | undefined {
+  if (scenarios === undefined) return undefined;
+  if (typeof scenarios === 'string') return attempt === 1 ? scenarios : 'ok';
+  return scenarios[attempt - 1] ?? 'ok';
+}
+
+export interface PromptDirectives {
+  kind: 'initial' | 'repair' | 'retry';
+  scenario: Scenario | undefined;
+  repairScenario: Scenario | undefined;
+  artifactPath: string | undefined;
+  schemaId: string | undefined;
+  dedupKey: string | undefined;
+}
+
+function header(text: string, name: string): string | undefined {
+  return new RegExp(`^${name}: *(.+)$`, 'm').exec(text)?.[1]?.trim();
+}
+
+/** Reads the machine-readable header lines of a devflow prompt. */
+export function parsePromptDirectives(text: string): PromptDirectives {
+  const scenario = header(text, 'Scenario');
+  const repairScenario = header(text, 'Repair-Scenario');
+  const kind = header(text, 'Kind');
+  return {
+    kind: kind === 'repair' || kind === 'retry' ? kind : 'initial',
+    scenario: scenario && isScenario(scenario) ? scenario : undefined,
+    repairScenario: repairScenario && isScenario(repairScenario) ? repairScenario : undefined,
+    artifactPath: header(text, 'Artifact-Path'),
+    schemaId: header(text, 'Artifact-Schema'),
+    dedupKey: header(text, 'Dedup-Key'),
+  };
+}

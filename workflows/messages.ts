@@ -1,0 +1,70 @@
+// The run workflow's input, messages and status, imported by both the workflow and its clients.
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { DecisionAction, RunState } from '../db/state-machines.ts';
+import type { PhaseScenarios } from '../sessions/scenarios.ts';
+
+export const RUN_BACKENDS = ['fake', 'scripted', 'tmux'] as const;
+export type RunBackend = (typeof RUN_BACKENDS)[number];
+
+export interface RunTiming {
+  /** How long to wait for a phase's artifact (overrides the template's per-phase value). */
+  artifactTimeoutMs?: number;
+  /** A file whose size and mtime are unchanged this long is complete. */
+  stabilityMs?: number;
+  /** Fallback poll interval when no file-system event arrives. */
+  pollMs?: number;
+  /** No output for this long while BUSY = HUNG. */
+  maxHungMs?: number;
+}
+
+export interface RunInput {
+  runId: string;
+  templateId: string;
+  repoPath: string;
+  baseBranch: string;
+  requirementsMd: string;
+  backend: RunBackend;
+  scenarios?: Record<string, PhaseScenarios>;
+  timing?: RunTiming;
+}
+
+export function runWorkflowId(runId: string): string {
+  return `devflow-run:${runId}`;
+}
+
+export interface Decision {
+  approvalRequestId: string;
+  action: DecisionAction;
+  clientToken: string;
+  comment?: string;
+  decidedBy?: string;
+}
+
+export interface AbortRequest {
+  clientToken: string;
+  reason?: string;
+}
+
+export interface PendingGate {
+  approvalRequestId: string;
+  gateKey: string;
+  kind: 'approval' | 'human';
+  phaseKey: string | null;
+}
+
+export interface RunStatus {
+  runId: string;
+  state: RunState;
+  phaseKey: string | null;
+  attempt: number;
+  pendingGate: PendingGate | null;
+}
+
+export interface RunOutcome {
+  state: 'completed' | 'failed' | 'aborted';
+  reason: string;
+}
+
+export const decisionSignal = defineSignal<[Decision]>('decision');
+export const abortSignal = defineSignal<[AbortRequest]>('abort');
+export const statusQuery = defineQuery<RunStatus>('status');

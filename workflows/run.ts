@@ -1,0 +1,237 @@
+// The life of one devflow run, top to bottom (SPEC section 5). The workflow only sequences;
+// each step is a small idempotent activity, so Temporal's history says where a run is.
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.ts';
+import type { PreparedPhase, PreparedRun } from '../activities/prepare-run.ts';
+import type { PromptKind } from '../activities/prompts.ts';
+import type { DecisionAction } from '../db/state-machines.ts';
+import { scenarioForAttempt } from '../sessions/scenarios.ts';
+import {
+  abortSignal,
+  decisionSignal,
+  statusQuery,
+  type AbortRequest,
+  type Decision,
+  type PendingGate,
+  type RunInput,
+  type RunOutcome,
+  type RunStatus,
+} from './messages.ts';
+import { REPO, RUN_ID, RUN_STATE, TEMPLATE } from './search-attributes.ts';
+
+// ---- activity options ---------------------------------------------------------------------
+const retry = {
+  initialInterval: '200 milliseconds',
+  backoffCoefficient: 2,
+  maximumInterval: '10 seconds',
+  nonRetryableErrorTypes: ['fatal', 'human_required'],
+};
+/** Database steps: short, retried until they go through. */
+const STEP: ActivityOptions = { startToCloseTimeout: '1 minute', retry: { ...retry, maximumAttempts: 20 } };
+/** Talking to an agent: a few tries, then a human gate. */
+const DELIVERY: ActivityOptions = { startToCloseTimeout: '1 minute', retry: { ...retry, maximumAttempts: 3 } };
+/** Waiting for an artifact: long, heartbeating, resumable. */
+const WAIT: ActivityOptions = { startToCloseTimeout: '1 day', heartbeatTimeout: '10 seconds', retry: { ...retry, maximumAttempts: 10 } };
+
+type Name = keyof Activities;
+const proxies = new Map<ActivityOptions, Record<string, unknown>>();
+/** Runs an activity with a summary the Web UI shows next to it. */
+function act<K extends Name>(options: ActivityOptions, name: K, summary: string, input: Parameters<Activities[K]>[0]): ReturnType<Activities[K]> {
+  if (!proxies.has(options)) proxies.set(options, proxyActivities<Activities>(options));
+  const fn = proxies.get(options)![name] as { executeWithOptions(o: ActivityOptions, args: unknown[]): ReturnType<Activities[K]> };
+  return fn.executeWithOptions({ ...options, summary }, [input]);
+}
+
+const DEFAULT_TIMING = { stabilityMs: 500, pollMs: 250, maxHungMs: 5 * 60_000 };
+
+type AttemptResult =
+  | { kind: 'valid'; attempt: number }
+  | { kind: 'gate'; attempt: number; gateKey: string; reason: string; hint?: string; sessionTo: 'CRASHED' | 'FAILED_NEEDS_HUMAN' };
+
+export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
+  const { runId } = input;
+  const timing = { ...DEFAULT_TIMING, ...input.timing };
+  const status: RunStatus = { runId, state: 'planning', phaseKey: null, attempt: 0, pendingGate: null };
+  const decisions: Decision[] = [];
+  let abortRequest: AbortRequest | undefined;
+  const work = new CancellationScope();
+
+  // ---- messages -----------------------------------------------------------------------------
+  setHandler(statusQuery, () => status);
+  setHandler(decisionSignal, (decision) => void decisions.push(decision));
+  setHandler(abortSignal, (request) => {
+    abortRequest ??= request;
+    work.cancel();
+  });
+
+  function show(patch: Partial<RunStatus>): void {
+    Object.assign(status, patch);
+    upsertSearchAttributes([{ key: RUN_STATE, value: status.state }]);
+    const gate = status.pendingGate ? ` — waiting at gate **${status.pendingGate.gateKey}** (${status.pendingGate.kind})` : '';
+    setCurrentDetails(`**${status.state}**${status.phaseKey ? `, phase **${status.phaseKey}** attempt ${status.attempt}` : ''}${gate}`);
+  }
+  upsertSearchAttributes([
+    { key: RUN_ID, value: runId },
+    { key: TEMPLATE, value: input.templateId },
+    { key: REPO, value: input.repoPath },
+  ]);
+  show({});
+
+  // ---- the run ------------------------------------------------------------------------------
+  let plan: PreparedRun | undefined;
+  let outcome: RunOutcome;
+  let failure: unknown;
+  try {
+    outcome = await work.run(async () => {
+      plan = await act(STEP, 'prepareRun', 'create the run, its phases and its worktree', input);
+      show({ state: 'executing' });
+      for (const phase of plan.phases) {
+        const ended = await runPhase(plan, phase);
+        if (ended) return ended;
+      }
+      return { state: 'completed' as const, reason: 'every phase completed' };
+    });
+  } catch (error) {
+    if (abortRequest && isCancellation(error)) {
+      outcome = { state: 'aborted', reason: abortRequest.reason ?? 'aborted on request' };
+    } else {
+      failure = error;
+      outcome = { state: 'failed', reason: describe(error) };
+    }
+  }
+  const finalized = await CancellationScope.nonCancellable(() =>
+    act(STEP, 'finalizeRun', `finish the run: ${outcome.state}, write the report`, { runId, outcome }),
+  );
+  // Nothing was recorded (the input was refused before the run existed): fail the workflow.
+  if (!finalized.reportPath && failure) throw failure;
+  show({ state: outcome.state, pendingGate: null });
+  return outcome;
+
+  // ---- one phase: attempts until a valid artifact (and its gate), or the run ends -------------
+  async function runPhase(run: PreparedRun, phase: PreparedPhase): Promise<RunOutcome | undefined> {
+    const attempts = { count: 0 };
+    const ensure = () =>
+      act(STEP, 'ensureSession', `${phase.key}: ready a ${input.backend} session for ${phase.roleId}`, {
+        runId, roleId: phase.roleId, backend: input.backend, cwd: run.worktreePath,
+      });
+    let { sessionId } = await ensure();
+    let kind: PromptKind = 'initial';
+    for (;;) {
+      const result = await attemptPhase(run, phase, sessionId, kind, attempts);
+      if (result.kind === 'valid') {
+        if (!phase.gate) {
+          await act(STEP, 'completePhase', `${phase.key}: complete`, { phaseId: phase.id, sessionId, attempt: result.attempt });
+          return undefined;
+        }
+        const { approvalRequestId } = await act(STEP, 'openApprovalGate', `${phase.key}: ask for ${phase.gate}`, {
+          runId, phaseId: phase.id, sessionId, gateKey: phase.gate, attempt: result.attempt,
+        });
+        const action = await decide({ approvalRequestId, gateKey: phase.gate, kind: 'approval', phaseKey: phase.key }, 'awaiting_approval');
+        if (action !== 'approve') return ended(action, `gate ${phase.gate} at phase ${phase.key}`);
+        await act(STEP, 'passApprovalGate', `${phase.key}: ${phase.gate} approved`, { runId, phaseId: phase.id, sessionId, approvalRequestId });
+        show({ state: 'executing' });
+        return undefined;
+      }
+      const { approvalRequestId } = await act(STEP, 'openHumanGate', `${phase.key}: human gate ${result.gateKey}`, {
+        runId, phaseId: phase.id, sessionId, sessionTo: result.sessionTo, gateKey: result.gateKey, attempt: result.attempt, reason: result.reason, hint: result.hint,
+      });
+      const action = await decide({ approvalRequestId, gateKey: result.gateKey, kind: 'human', phaseKey: phase.key }, 'paused');
+      if (action !== 'approve') return ended(action, `human gate ${result.gateKey} at phase ${phase.key} (${result.reason})`);
+      await act(STEP, 'resumeAfterHumanGate', `${phase.key}: retry approved`, { runId, approvalRequestId });
+      show({ state: 'executing' });
+      ({ sessionId } = await ensure());
+      kind = 'retry';
+    }
+  }
+
+  // ---- one attempt: prompt, wait, validate; one repair; then a human gate ---------------------
+  async function attemptPhase(run: PreparedRun, phase: PreparedPhase, sessionId: string, kind: PromptKind, attempts: { count: number }): Promise<AttemptResult> {
+    const timeoutMs = timing.artifactTimeoutMs ?? phase.artifactTimeoutMs;
+    const scenarios = input.scenarios?.[phase.key];
+    let promptKind = kind;
+    let errors: string[] | undefined;
+    for (;;) {
+      const attempt = ++attempts.count;
+      const gate = (gateKey: string, reason: string, sessionTo: 'CRASHED' | 'FAILED_NEEDS_HUMAN', hint?: string): AttemptResult =>
+        ({ kind: 'gate', attempt, gateKey, reason, sessionTo, ...(hint ? { hint } : {}) });
+      show({ phaseKey: phase.key, attempt });
+      await act(STEP, 'beginAttempt', `${phase.key}: attempt ${attempt} (${promptKind})`, { phaseId: phase.id, attempt, kind: promptKind });
+      try {
+        await act(DELIVERY, 'sendPrompt', `${phase.key}: send the ${promptKind} prompt to ${phase.roleId}`, {
+          runId, phaseId: phase.id, phaseKey: phase.key, sessionId, roleId: phase.roleId, attempt, kind: promptKind,
+          worktreePath: run.worktreePath, artifactPath: phase.artifactPath, schemaId: phase.schemaId,
+          instructions: phase.instructions, personaInstructions: run.personas[phase.roleId]?.instructions ?? '',
+          timeoutMs, errors, scenario: scenarioForAttempt(scenarios, attempt), repairScenario: scenarioForAttempt(scenarios, attempt + 1),
+        });
+      } catch (error) {
+        if (isCancellation(error)) throw error;
+        return gate('prompt_send_exhausted', describe(error), 'CRASHED');
+      }
+
+      const waited = await act(WAIT, 'awaitArtifact', `${phase.key}: wait for ${phase.schemaId}`, {
+        phaseKey: phase.key, attempt, artifactPath: phase.artifactPath, baseline: null, timeoutMs, stabilityMs: timing.stabilityMs, pollMs: timing.pollMs,
+      });
+      const repaired = promptKind === 'repair';
+      if (waited.status === 'found') {
+        const validation = await act(STEP, 'validateArtifact', `${phase.key}: validate against ${phase.schemaId}`, {
+          runId, phaseId: phase.id, attempt, artifactPath: phase.artifactPath, schemaId: phase.schemaId,
+        });
+        if (validation.valid) return { kind: 'valid', attempt };
+        if (repaired) return gate('artifact_invalid_after_repair', validation.errors.join('; '), 'FAILED_NEEDS_HUMAN');
+        errors = validation.errors;
+      } else {
+        if (repaired) return gate('artifact_timeout_exhausted', `no artifact within ${timeoutMs} ms after the repair prompt`, 'FAILED_NEEDS_HUMAN');
+        const cycle = `${phase.id}:${attempt}`;
+        const probe = await act(STEP, 'probeSession', `${phase.key}: probe the silent session`, { sessionId, cycle, maxHungMs: timing.maxHungMs });
+        if (probe.classification === 'tmux_liveness_only') {
+          return gate('artifact_timeout_exhausted', `no artifact within ${timeoutMs} ms; the probe cannot tell why`, 'FAILED_NEEDS_HUMAN', probe.hint);
+        }
+        try {
+          await act(DELIVERY, 'rebootstrapSession', `${phase.key}: restart the ${probe.classification} session`, { sessionId, cycle });
+        } catch (error) {
+          if (isCancellation(error)) throw error;
+          return gate('session_recovery_required', describe(error), 'FAILED_NEEDS_HUMAN');
+        }
+        errors = [`no artifact was written within ${timeoutMs} ms (session ${probe.classification}); the session was restarted`];
+      }
+      promptKind = 'repair';
+    }
+  }
+
+  // ---- gates ----------------------------------------------------------------------------------
+  /** Waits for the first decision on this request; the database says which decision won. */
+  async function decide(gate: PendingGate, state: 'awaiting_approval' | 'paused'): Promise<DecisionAction> {
+    show({ state, pendingGate: gate });
+    await condition(() => decisions.some((d) => d.approvalRequestId === gate.approvalRequestId));
+    const decision = decisions.find((d) => d.approvalRequestId === gate.approvalRequestId)!;
+    const winner = await act(STEP, 'recordDecision', `record ${decision.action} on ${gate.gateKey}`, decision);
+    // Later signals for this request (repeats, contrary ones) change nothing.
+    for (let i = decisions.length - 1; i >= 0; i--) if (decisions[i]!.approvalRequestId === gate.approvalRequestId) decisions.splice(i, 1);
+    show({ pendingGate: null });
+    return winner.action;
+  }
+}
+
+function ended(action: DecisionAction, where: string): RunOutcome {
+  return action === 'abort' ? { state: 'aborted', reason: `aborted at ${where}` } : { state: 'failed', reason: `rejected at ${where}` };
+}
+
+function describe(error: unknown): string {
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  if (cause instanceof ApplicationFailure) {
+    const code = (cause.details?.[0] as { code?: string } | undefined)?.code;
+    return code ? `${code}: ${cause.message}` : cause.message;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
