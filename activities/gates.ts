@@ -1,6 +1,6 @@
 // Gates: approval gates declared by the template, human gates raised by failures, and the
 // decisions that resolve them. Each gate opens in one transaction with all its state changes.
-import { and, asc, eq } from 'drizzle-orm';
+import { asc, eq } from 'drizzle-orm';
 import type { Transaction } from '../db/client.ts';
 import { appendEvent } from '../db/events.ts';
 import { approvalDecisions, approvalRequests, runs } from '../db/schema.ts';
@@ -146,15 +146,6 @@ export function createGateActivities(deps: ActivityDeps) {
         to: run!.pausedFromState ?? 'executing',
         event: { type: 'run.resumed', idempotencyKey: `run-resumed:${input.approvalRequestId}` },
       });
-    },
-
-    /** Pending requests of a run (the abort path closes them). */
-    async pendingApprovals(input: { runId: string }): Promise<string[]> {
-      const rows = await db
-        .select({ id: approvalRequests.id })
-        .from(approvalRequests)
-        .where(and(eq(approvalRequests.runId, input.runId), eq(approvalRequests.state, 'pending')));
-      return rows.map((r) => r.id);
     },
   };
 }

@@ -54,7 +54,9 @@ export class FakeSessionDriver implements SessionDriver {
       throw new DevflowError({ errorClass: 'recoverable', code: 'session_not_running', message: `session ${target.sessionId} has no live agent` });
     }
     const directives = parsePromptDirectives(text);
-    const scenario = directives.kind === 'repair' ? (agent.pendingRepairScenario ?? 'ok') : (directives.scenario ?? 'ok');
+    // A repair follows the previous prompt's Repair-Scenario; an agent restarted since then has
+    // forgotten it and reads the repair prompt's own Scenario line, which says the same.
+    const scenario = (directives.kind === 'repair' ? agent.pendingRepairScenario : undefined) ?? directives.scenario ?? 'ok';
     if (scenario === 'send_fail') {
       throw new DevflowError({ errorClass: 'recoverable', code: 'prompt_send_failed', message: 'the fake agent refused the prompt (scenario send_fail)' });
     }

@@ -1,6 +1,7 @@
 // The life of one devflow run, top to bottom (SPEC section 5). The workflow only sequences;
 // each step is a small idempotent activity, so Temporal's history says where a run is.
 import {
+  ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
@@ -41,8 +42,13 @@ const retry = {
 const STEP: ActivityOptions = { startToCloseTimeout: '1 minute', retry: { ...retry, maximumAttempts: 20 } };
 /** Talking to an agent: a few tries, then a human gate. */
 const DELIVERY: ActivityOptions = { startToCloseTimeout: '1 minute', retry: { ...retry, maximumAttempts: 3 } };
-/** Waiting for an artifact: long, heartbeating, resumable. */
-const WAIT: ActivityOptions = { startToCloseTimeout: '1 day', heartbeatTimeout: '10 seconds', retry: { ...retry, maximumAttempts: 10 } };
+/** Waiting for an artifact: long, heartbeating, resumable; on abort it stops and cleans up first. */
+const WAIT: ActivityOptions = {
+  startToCloseTimeout: '1 day',
+  heartbeatTimeout: '10 seconds',
+  retry: { ...retry, maximumAttempts: 10 },
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+};
 
 type Name = keyof Activities;
 const proxies = new Map<ActivityOptions, Record<string, unknown>>();

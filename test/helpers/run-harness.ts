@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { asc, eq } from 'drizzle-orm';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection, type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, inject } from 'vitest';
 import type { ActivityDeps } from '../../activities/index.ts';
 import { listEvents } from '../../db/events.ts';
@@ -44,11 +44,18 @@ export interface RunHarness {
   root: string;
   workspaceRoot: string;
   bundle: () => WorkflowBundleWithSourceMap;
-  startWorker(overrides?: Partial<ActivityDeps>): Promise<{ worker: Worker; stop(): Promise<void> }>;
+  startWorker(overrides?: Partial<ActivityDeps>): Promise<RunningWorker>;
+  /** Stops (gracefully) the workers the predicate picks. */
+  stopWorkers(pick: (worker: RunningWorker) => boolean): Promise<void>;
   start(overrides?: Partial<RunInput>): Promise<{ runId: string; handle: WorkflowHandle<typeof runWorkflow> }>;
   status(runId: string): Promise<RunStatus>;
   waitForGate(runId: string, gateKey: string): Promise<RunStatus>;
   snapshot(runId: string): Promise<RunSnapshot>;
+}
+
+export interface RunningWorker {
+  worker: Worker;
+  stop(): Promise<void>;
 }
 
 export interface RunSnapshot {
@@ -72,9 +79,10 @@ export function useRunHarness(): RunHarness {
   let connection: Connection;
   let client: Client;
   let root = '';
-  const workers: { stop(): Promise<void> }[] = [];
+  const workers: RunningWorker[] = [];
 
   beforeAll(async () => {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
     root = await mkdtemp(path.join(os.tmpdir(), 'devflow-runs-'));
     bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quiet as never });
     nativeConnection = await NativeConnection.connect({ address: inject('temporalAddress') });
@@ -120,6 +128,12 @@ export function useRunHarness(): RunHarness {
       };
       workers.push(handle);
       return handle;
+    },
+    async stopWorkers(pick) {
+      for (const w of workers.filter(pick)) {
+        await w.stop();
+        workers.splice(workers.indexOf(w), 1);
+      }
     },
     async start(overrides = {}) {
       const runId = randomUUID();

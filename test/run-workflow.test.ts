@@ -1,0 +1,270 @@
+// The run workflow's scenario matrix, on the real Temporal dev server and Postgres, with the
+// fake session backend. Each test checks states, events in order, approval rows and the report.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { waitFor } from '../lib/wait.ts';
+import { abortSignal, decisionSignal, runWorkflowId, type Decision } from '../workflows/messages.ts';
+import { RUN_STATE } from '../workflows/search-attributes.ts';
+import { recordHistory } from './helpers/histories.ts';
+import { FAST, useRunHarness, type RunHarness } from './helpers/run-harness.ts';
+
+const h = useRunHarness();
+
+/** `expected` appears in `events` in this order (other events may come between). */
+function expectInOrder(events: string[], expected: string[]): void {
+  let from = 0;
+  for (const type of expected) {
+    const at = events.indexOf(type, from);
+    expect(at, `${type} after position ${from} in ${events.join(' ')}`).toBeGreaterThanOrEqual(0);
+    from = at + 1;
+  }
+}
+
+function expectGapless(seqs: number[]): void {
+  expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+}
+
+async function decide(harness: RunHarness, runId: string, gateKey: string, action: Decision['action'], extra: Partial<Decision> = {}) {
+  const status = await harness.waitForGate(runId, gateKey);
+  const decision: Decision = { approvalRequestId: status.pendingGate!.approvalRequestId, action, clientToken: `${action}-${gateKey}`, ...extra };
+  await harness.client.workflow.getHandle(runWorkflowId(runId)).signal(decisionSignal, decision);
+  return status;
+}
+
+function report(snapshot: { run: { finalReportPath: string | null } }): string {
+  expect(snapshot.run.finalReportPath).toBeTruthy();
+  return readFileSync(snapshot.run.finalReportPath!, 'utf8');
+}
+
+const PHASE_EVENTS = ['phase.started', 'session.busy', 'prompt.sent', 'artifact.expected', 'artifact.validated'];
+
+describe('run workflow', () => {
+  it('walks spec -> gate -> implement -> review to completed', async () => {
+    const { runId, handle } = await h.start();
+    const atGate = await h.waitForGate(runId, 'spec_approved');
+    expect(atGate).toMatchObject({ state: 'awaiting_approval', phaseKey: 'spec', attempt: 1, pendingGate: { kind: 'approval', phaseKey: 'spec' } });
+    const waiting = await h.snapshot(runId);
+    expect(waiting.run.state).toBe('awaiting_approval');
+    expect(waiting.phases.map((p) => p.state)).toEqual(['awaiting_approval', 'pending', 'pending']);
+    expect(waiting.sessions.map((s) => s.state)).toEqual(['WAITING_FOR_APPROVAL']);
+    expect(waiting.approvals).toMatchObject([{ gateKey: 'spec_approved', state: 'pending' }]);
+
+    await decide(h, runId, 'spec_approved', 'approve', { comment: 'ship it', decidedBy: 'alice' });
+    expect(await handle.result()).toEqual({ state: 'completed', reason: 'every phase completed' });
+    await recordHistory(handle, 'happy-path');
+
+    const done = await h.snapshot(runId);
+    expect(done.run).toMatchObject({ state: 'completed', pausedFromState: null });
+    expect(done.run.endedAt).toBeInstanceOf(Date);
+    expect(done.phases.map((p) => [p.phaseKey, p.state, p.attempts])).toEqual([['spec', 'completed', 1], ['implement', 'completed', 1], ['review', 'completed', 1]]);
+    expect(done.sessions.map((s) => [s.roleId, s.state])).toEqual([['spec_writer', 'READY'], ['implementer', 'READY'], ['reviewer', 'READY']]);
+    expect(done.approvals).toMatchObject([{ gateKey: 'spec_approved', state: 'approved' }]);
+    expect(done.decisions).toMatchObject([{ action: 'approve', comment: 'ship it', decidedBy: 'alice' }]);
+    const session = ['session.created', 'session.bootstrapping', 'session.ready'];
+    expect(done.events).toEqual([
+      'run.created', 'run.started',
+      ...session, ...PHASE_EVENTS,
+      'phase.awaiting_approval', 'session.waiting', 'run.awaiting_approval', 'approval.requested', 'approval.decided',
+      'phase.completed', 'session.idle', 'run.resumed',
+      ...session, ...PHASE_EVENTS, 'phase.completed', 'session.idle',
+      ...session, ...PHASE_EVENTS, 'phase.completed', 'session.idle',
+      'run.completed', 'report.written',
+    ]);
+    expectGapless(done.seqs);
+
+    const worktree = path.join(h.workspaceRoot, runId, 'main');
+    expect(execFileSync('git', ['-C', worktree, 'rev-parse', '--abbrev-ref', 'HEAD']).toString().trim()).toBe(`devflow/${runId}`);
+    expect(readFileSync(path.join(worktree, '.devflow', 'requirements.md'), 'utf8')).toBe('# Greeting\n\nPrint hello.\n');
+    expect(existsSync(path.join(worktree, '.devflow', 'artifacts', 'review.json'))).toBe(true);
+
+    const text = report(done);
+    expect(done.run.finalReportPath).toBe(path.join(h.workspaceRoot, `${runId}.report.md`));
+    expect(text).toContain('**Outcome:** completed — every phase completed');
+    expect(text).toContain('> Print hello.');
+    expect(text).toMatch(/\| 1 \| spec \| spec_writer \| completed \| 1 \|/);
+    expect(text).toMatch(/\| spec_approved \| approval \| spec \| .* \| approved \| approve \| alice \| .* \| ship it \|/);
+    expect(text).toMatch(/dev\/review@1 \| [0-9a-f]{16} \| yes/);
+
+    const described = await handle.describe();
+    expect(described.typedSearchAttributes.get(RUN_STATE)).toBe('completed');
+    expect(await h.status(runId)).toMatchObject({ state: 'completed', pendingGate: null });
+  });
+
+  it('ends failed when the spec gate is rejected', async () => {
+    const { runId, handle } = await h.start();
+    await decide(h, runId, 'spec_approved', 'reject', { comment: 'not this' });
+    expect(await handle.result()).toEqual({ state: 'failed', reason: 'rejected at gate spec_approved at phase spec' });
+    const snap = await h.snapshot(runId);
+    expect(snap.phases.map((p) => p.state)).toEqual(['failed', 'pending', 'pending']);
+    expect(snap.approvals).toMatchObject([{ state: 'rejected' }]);
+    expect(snap.events.slice(-5)).toEqual(['approval.requested', 'approval.decided', 'phase.failed', 'run.failed', 'report.written']);
+    expect(report(snap)).toContain('**Outcome:** failed — rejected at gate spec_approved');
+  });
+
+  it('ends aborted when the spec gate is aborted', async () => {
+    const { runId, handle } = await h.start();
+    await decide(h, runId, 'spec_approved', 'abort');
+    expect((await handle.result()).state).toBe('aborted');
+    const snap = await h.snapshot(runId);
+    expect(snap.run.state).toBe('aborted');
+    expect(snap.approvals).toMatchObject([{ state: 'aborted' }]);
+    expect(snap.events.slice(-4)).toEqual(['approval.decided', 'phase.failed', 'run.aborted', 'report.written']);
+    expect(report(snap)).toContain('**Outcome:** aborted — aborted at gate spec_approved');
+  });
+
+  it('aborts within 2 s while an artifact is awaited, cancelling the wait', async () => {
+    const { runId, handle } = await h.start({ scenarios: { spec: 'timeout' }, timing: { ...FAST, artifactTimeoutMs: 60_000 } });
+    await waitFor('the awaitArtifact activity to be running', 20_000, async () => {
+      const pending = (await handle.describe()).raw.pendingActivities ?? [];
+      return pending.some((a) => a.activityType?.name === 'awaitArtifact' && Number(a.attempt) >= 1 && a.lastStartedTime);
+    }, 50);
+    const signalled = Date.now();
+    await handle.signal(abortSignal, { clientToken: 'stop', reason: 'changed my mind' });
+    expect(await handle.result()).toEqual({ state: 'aborted', reason: 'changed my mind' });
+    expect(Date.now() - signalled).toBeLessThan(2_000);
+    await recordHistory(handle, 'abort-while-awaiting-artifact');
+
+    const history = await handle.fetchHistory();
+    const scheduled = history.events!.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'awaitArtifact')!;
+    const canceled = history.events!.find((e) => e.activityTaskCanceledEventAttributes);
+    expect(canceled?.activityTaskCanceledEventAttributes?.scheduledEventId?.toString()).toBe(scheduled.eventId!.toString());
+
+    const snap = await h.snapshot(runId);
+    expect(snap.run.state).toBe('aborted');
+    expect(snap.phases[0]!.state).toBe('failed');
+    expect(snap.events.slice(-4)).toEqual(['artifact.expected', 'phase.failed', 'run.aborted', 'report.written']);
+    expect(report(snap)).toContain('**Outcome:** aborted — changed my mind');
+  });
+
+  it('repairs an invalid artifact once and goes on', async () => {
+    const { runId, handle } = await h.start({ scenarios: { spec: ['invalid_json', 'ok'] } });
+    await decide(h, runId, 'spec_approved', 'approve');
+    expect((await handle.result()).state).toBe('completed');
+    const snap = await h.snapshot(runId);
+    expect(snap.phases[0]).toMatchObject({ state: 'completed', attempts: 2 });
+    expectInOrder(snap.events, ['prompt.sent', 'artifact.expected', 'artifact.invalid', 'phase.started', 'prompt.repaired', 'artifact.expected', 'artifact.validated', 'approval.requested']);
+    const prompts = h.fake.prompts.get(snap.sessions[0]!.id)!;
+    expect(prompts).toHaveLength(2);
+    expect(prompts[1]).toContain('Kind: repair');
+    expect(prompts[1]).toMatch(/- not valid JSON: /);
+    const text = report(snap);
+    expect(text).toMatch(/\| spec \| .* \| dev\/spec@1 \| [0-9a-f]{16} \| no \| not valid JSON/);
+    expect(text).toMatch(/\| spec \| .* \| dev\/spec@1 \| [0-9a-f]{16} \| yes \|/);
+  });
+
+  it('raises a human gate when the repair is invalid too; approve retries the phase', async () => {
+    const { runId, handle } = await h.start({ scenarios: { spec: ['schema_invalid', 'invalid_json', 'ok'] } });
+    const gate = await h.waitForGate(runId, 'artifact_invalid_after_repair');
+    expect(gate).toMatchObject({ state: 'paused', pendingGate: { kind: 'human', phaseKey: 'spec' } });
+    const paused = await h.snapshot(runId);
+    expect(paused.run).toMatchObject({ state: 'paused', pausedFromState: 'executing' });
+    expect(paused.phases[0]).toMatchObject({ state: 'failed', attempts: 2 });
+    expect(paused.sessions.map((s) => s.state)).toEqual(['FAILED_NEEDS_HUMAN']);
+    expect(paused.events.slice(-4)).toEqual(['phase.failed', 'session.failed', 'run.paused', 'approval.requested']);
+
+    await decide(h, runId, 'artifact_invalid_after_repair', 'approve', { comment: 'try again' });
+    await decide(h, runId, 'spec_approved', 'approve');
+    expect((await handle.result()).state).toBe('completed');
+    await recordHistory(handle, 'human-gate-resolved');
+    const snap = await h.snapshot(runId);
+    expect(snap.phases[0]).toMatchObject({ state: 'completed', attempts: 3 });
+    expect(snap.sessions.filter((s) => s.roleId === 'spec_writer').map((s) => s.state)).toEqual(['FAILED_NEEDS_HUMAN', 'READY']);
+    expect(snap.approvals.map((a) => [a.gateKey, a.state])).toEqual([['artifact_invalid_after_repair', 'approved'], ['spec_approved', 'approved']]);
+    expectInOrder(snap.events, ['approval.decided', 'run.resumed', 'session.created', 'session.ready', 'phase.started', 'prompt.sent', 'artifact.validated']);
+    expectGapless(snap.seqs);
+    expect(report(snap)).toMatch(/\| artifact_invalid_after_repair \| human \| spec \| .* \| approved \| approve \| .* \| try again \|/);
+  });
+
+  it.each([
+    ['timeout', 'ARTIFACT_TIMEOUT', 'artifact.timeout'],
+    ['hang', 'HUNG', 'artifact.timeout'],
+    ['crash', 'CRASHED', 'session.crashed'],
+  ] as const)('recovers from %s: classify %s, rebootstrap, one repair prompt, then ok', async (scenario, classification, event) => {
+    const { runId, handle } = await h.start({ scenarios: { implement: [scenario, 'ok'] } });
+    await decide(h, runId, 'spec_approved', 'approve');
+    expect((await handle.result()).state).toBe('completed');
+    const snap = await h.snapshot(runId);
+    expect(snap.phases[1]).toMatchObject({ phaseKey: 'implement', state: 'completed', attempts: 2 });
+    const implementer = snap.sessions.filter((s) => s.roleId === 'implementer');
+    expect(implementer).toHaveLength(1);
+    expect(implementer[0]).toMatchObject({ state: 'READY', recoveryAttempts: 1 });
+    expectInOrder(snap.events, ['prompt.sent', 'artifact.expected', event, 'session.resuming', 'session.rebootstrapped', 'session.recovered', 'phase.started', 'session.busy', 'prompt.repaired', 'artifact.validated']);
+    const probe = (await h.db.query.runEvents.findFirst({ where: (e, { and, eq }) => and(eq(e.runId, runId), eq(e.type, event)) }))!;
+    expect(probe.payload).toMatchObject({ classification });
+    expect(h.fake.prompts.get(implementer[0]!.id)!.at(-1)).toContain(`session ${classification}`);
+  });
+
+  it('raises artifact_timeout_exhausted when the repair times out too; reject ends the run failed', async () => {
+    const { runId, handle } = await h.start({ scenarios: { spec: ['timeout', 'timeout'] } });
+    await h.waitForGate(runId, 'artifact_timeout_exhausted');
+    const paused = await h.snapshot(runId);
+    expect(paused.run.state).toBe('paused');
+    expect(paused.phases[0]).toMatchObject({ state: 'failed', attempts: 2 });
+    await decide(h, runId, 'artifact_timeout_exhausted', 'reject');
+    expect(await handle.result()).toMatchObject({ state: 'failed', reason: expect.stringContaining('human gate artifact_timeout_exhausted at phase spec') });
+    const snap = await h.snapshot(runId);
+    expectInOrder(snap.events, ['artifact.timeout', 'session.recovered', 'prompt.repaired', 'phase.failed', 'session.failed', 'run.paused', 'approval.requested', 'approval.decided', 'run.failed', 'report.written']);
+    expect(snap.approvals).toMatchObject([{ gateKey: 'artifact_timeout_exhausted', state: 'rejected' }]);
+    expect(report(snap)).toMatch(/\| artifact_timeout_exhausted \| human \| spec \| .* \| rejected \| reject \|/);
+  });
+
+  it('raises prompt_send_exhausted when prompts cannot be delivered; approve recovers the session', async () => {
+    const { runId, handle } = await h.start({ scenarios: { spec: 'send_fail' } });
+    await h.waitForGate(runId, 'prompt_send_exhausted');
+    const paused = await h.snapshot(runId);
+    expect(paused.sessions.map((s) => s.state)).toEqual(['CRASHED']);
+    expect(paused.phases[0]).toMatchObject({ state: 'failed', attempts: 1 });
+    expect(paused.events).not.toContain('prompt.sent');
+    expect(paused.events.slice(-4)).toEqual(['phase.failed', 'session.crashed', 'run.paused', 'approval.requested']);
+
+    await decide(h, runId, 'prompt_send_exhausted', 'approve');
+    await decide(h, runId, 'spec_approved', 'abort');
+    expect((await handle.result()).state).toBe('aborted');
+    const snap = await h.snapshot(runId);
+    expect(snap.sessions.map((s) => [s.state, s.recoveryAttempts])).toEqual([['WAITING_FOR_APPROVAL', 1]]);
+    expectInOrder(snap.events, ['run.resumed', 'session.resuming', 'session.recovered', 'phase.started', 'prompt.sent', 'artifact.validated']);
+  });
+
+  it('records one decision for duplicate and concurrent decision signals', async () => {
+    const { runId, handle } = await h.start();
+    const status = await h.waitForGate(runId, 'spec_approved');
+    const id = status.pendingGate!.approvalRequestId;
+    const wf = h.client.workflow.getHandle(runWorkflowId(runId));
+    await Promise.all([
+      wf.signal(decisionSignal, { approvalRequestId: id, action: 'approve', clientToken: 'a' }),
+      wf.signal(decisionSignal, { approvalRequestId: id, action: 'approve', clientToken: 'a' }),
+      wf.signal(decisionSignal, { approvalRequestId: id, action: 'reject', clientToken: 'b' }),
+      wf.signal(decisionSignal, { approvalRequestId: id, action: 'approve', clientToken: 'c' }),
+      wf.signal(decisionSignal, { approvalRequestId: id, action: 'abort', clientToken: 'd' }),
+    ]);
+    const outcome = await handle.result();
+    const snap = await h.snapshot(runId);
+    expect(snap.decisions).toHaveLength(1);
+    expect(snap.events.filter((e) => e === 'approval.decided')).toHaveLength(1);
+    const expected = { approve: 'completed', reject: 'failed', abort: 'aborted' }[snap.decisions[0]!.action];
+    expect(outcome.state).toBe(expected);
+    expect(snap.approvals[0]!.state).toBe({ approve: 'approved', reject: 'rejected', abort: 'aborted' }[snap.decisions[0]!.action]);
+  });
+
+  it('completes with no duplicate events when its worker is stopped mid-phase and another starts', async () => {
+    const { runId, handle } = await h.start({ scenarios: { implement: ['timeout', 'ok'] }, timing: { ...FAST, artifactTimeoutMs: 3_000 } });
+    await decide(h, runId, 'spec_approved', 'approve');
+    await waitFor('implement to await its artifact', 20_000, async () => (await h.snapshot(runId)).phases[1]!.state === 'awaiting_artifact', 50);
+
+    // The worker stops (cancelling the wait in flight there) and a new one takes over.
+    await h.stopWorkers(() => true);
+    await h.startWorker();
+    expect((await handle.result()).state).toBe('completed');
+
+    const snap = await h.snapshot(runId);
+    expectGapless(snap.seqs);
+    expect(snap.sessions.map((s) => s.roleId)).toEqual(['spec_writer', 'implementer', 'reviewer']);
+    const count = (type: string) => snap.events.filter((e) => e === type).length;
+    expect(count('prompt.sent')).toBe(3);
+    expect(count('prompt.repaired')).toBe(1);
+    expect(count('artifact.timeout')).toBe(1);
+    expect(count('run.completed')).toBe(1);
+  });
+});
