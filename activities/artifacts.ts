@@ -130,6 +130,7 @@ export function createArtifactActivities(deps: ActivityDeps) {
             validationError: valid ? null : { errors },
           })
           .onConflictDoNothing();
+        checkpoint(deps, 'validateArtifact:row');
         await transitionPhase(tx, {
           phaseId: input.phaseId,
           to: 'validating',

@@ -7,7 +7,7 @@ import { approvalDecisions, approvalRequests, runs } from '../db/schema.ts';
 import type { DecisionAction, SessionState } from '../db/state-machines.ts';
 import { transitionPhase, transitionRun, transitionSession } from '../db/transitions.ts';
 import { DevflowError } from '../lib/errors.ts';
-import type { ActivityDeps } from './deps.ts';
+import { checkpoint, type ActivityDeps } from './deps.ts';
 
 export type GateKind = 'approval' | 'human';
 
@@ -40,6 +40,7 @@ export function createGateActivities(deps: ActivityDeps) {
       const key = (what: string) => `${what}:${input.phaseId}:${input.gateKey}:${input.attempt}`;
       return db.transaction(async (tx) => {
         await transitionPhase(tx, { phaseId: input.phaseId, to: 'awaiting_approval', event: { type: 'phase.awaiting_approval', idempotencyKey: key('phase-gate') } });
+        checkpoint(deps, 'openApprovalGate:phase');
         await transitionSession(tx, { sessionId: input.sessionId, to: 'WAITING_FOR_APPROVAL', event: { type: 'session.waiting', idempotencyKey: key('session-gate') } });
         await transitionRun(tx, {
           runId: input.runId,
@@ -70,6 +71,7 @@ export function createGateActivities(deps: ActivityDeps) {
       const payload = { reason: input.reason, attempt: input.attempt, ...(input.hint ? { hint: input.hint } : {}) };
       return db.transaction(async (tx) => {
         await transitionPhase(tx, { phaseId: input.phaseId, to: 'failed', event: { type: 'phase.failed', idempotencyKey: key('phase-failed'), payload } });
+        checkpoint(deps, 'openHumanGate:phase');
         if (input.sessionId && input.sessionTo) {
           await transitionSession(tx, {
             sessionId: input.sessionId,
@@ -110,6 +112,7 @@ export function createGateActivities(deps: ActivityDeps) {
             })
             .returning();
           await tx.update(approvalRequests).set({ state: STATE_OF[input.action], decidedAt: new Date() }).where(eq(approvalRequests.id, request.id));
+          checkpoint(deps, 'recordDecision:request');
           await appendEvent(tx, {
             runId: request.runId,
             phaseId: request.phaseId,
@@ -133,6 +136,7 @@ export function createGateActivities(deps: ActivityDeps) {
       const key = (what: string) => `${what}:${input.approvalRequestId}`;
       await db.transaction(async (tx) => {
         await transitionPhase(tx, { phaseId: input.phaseId, to: 'completed', event: { type: 'phase.completed', idempotencyKey: key('phase-completed') } });
+        checkpoint(deps, 'passApprovalGate:phase');
         await transitionSession(tx, { sessionId: input.sessionId, to: 'READY', event: { type: 'session.idle', idempotencyKey: key('session-idle') } });
         await transitionRun(tx, { runId: input.runId, to: 'executing', event: { type: 'run.resumed', idempotencyKey: key('run-resumed') } });
       });

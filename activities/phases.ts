@@ -1,5 +1,5 @@
 import { transitionPhase, transitionSession } from '../db/transitions.ts';
-import type { ActivityDeps } from './deps.ts';
+import { checkpoint, type ActivityDeps } from './deps.ts';
 import { createSessionActivities } from './sessions.ts';
 
 export function createPhaseActivities(deps: ActivityDeps) {
@@ -15,6 +15,7 @@ export function createPhaseActivities(deps: ActivityDeps) {
           event: { type: 'session.idle', idempotencyKey: `session:${input.sessionId}:idle:${input.phaseId}:${input.attempt}` },
         });
       });
+      checkpoint(deps, 'completePhase:transitions');
       await sessions.captureTranscript({ sessionId: input.sessionId });
     },
   };

@@ -153,6 +153,7 @@ export function createSessionActivities(deps: ActivityDeps) {
       if (chunks.length === 0) return { captured: 0 };
       await db.transaction(async (tx) => {
         await tx.insert(tuiTranscripts).values(chunks.map((c) => ({ sessionId: session.id, seq: c.seq, chunk: c.chunk }))).onConflictDoNothing();
+        checkpoint(deps, 'captureTranscript:rows');
         await tx
           .update(tuiSessions)
           .set({ lastCaptureSeq: sql`greatest(${tuiSessions.lastCaptureSeq}, ${chunks.at(-1)!.seq})`, lastOutputAt: new Date() })

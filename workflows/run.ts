@@ -221,7 +221,7 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
     show({ state, pendingGate: gate });
     await condition(() => decisions.some((d) => d.approvalRequestId === gate.approvalRequestId));
     const decision = decisions.find((d) => d.approvalRequestId === gate.approvalRequestId)!;
-    const winner = await act(STEP, 'recordDecision', `record ${decision.action} on ${gate.gateKey}`, decision);
+    const winner = await act(STEP, 'recordDecision', `${gate.phaseKey}: record ${decision.action} on ${gate.gateKey}`, decision);
     // Later signals for this request (repeats, contrary ones) change nothing.
     for (let i = decisions.length - 1; i >= 0; i--) if (decisions[i]!.approvalRequestId === gate.approvalRequestId) decisions.splice(i, 1);
     show({ pendingGate: null });
