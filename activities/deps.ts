@@ -5,6 +5,9 @@ export interface ActivityDeps {
   db: Database;
   drivers: SessionDrivers;
   workspaceRoot: string;
+  hostId: string;
+  /** The task queue of this worker's host, where activities that touch its files and tmux run. */
+  hostQueue: string;
   /**
    * Test hook: called at named points between the side effects of an activity, so a test can
    * make it fail half-way and check that a retry ends in the same rows.

@@ -1,9 +1,9 @@
 // Gates: approval gates declared by the template, human gates raised by failures, and the
 // decisions that resolve them. Each gate opens in one transaction with all its state changes.
-import { asc, eq } from 'drizzle-orm';
+import { and, asc, eq } from 'drizzle-orm';
 import type { Transaction } from '../db/client.ts';
 import { appendEvent } from '../db/events.ts';
-import { approvalDecisions, approvalRequests, runs } from '../db/schema.ts';
+import { approvalDecisions, approvalRequests, runPhases, runs } from '../db/schema.ts';
 import type { DecisionAction, SessionState } from '../db/state-machines.ts';
 import { transitionPhase, transitionRun, transitionSession } from '../db/transitions.ts';
 import { DevflowError } from '../lib/errors.ts';
@@ -139,6 +139,27 @@ export function createGateActivities(deps: ActivityDeps) {
         checkpoint(deps, 'passApprovalGate:phase');
         await transitionSession(tx, { sessionId: input.sessionId, to: 'READY', event: { type: 'session.idle', idempotencyKey: key('session-idle') } });
         await transitionRun(tx, { runId: input.runId, to: 'executing', event: { type: 'run.resumed', idempotencyKey: key('run-resumed') } });
+      });
+    },
+
+    /**
+     * The session manager found the phase's agent gone and paused the run: the attempt in
+     * flight fails, and a request still open on this phase is superseded.
+     */
+    async failPhaseForLostSession(input: { phaseId: string; approvalRequestId: string }): Promise<void> {
+      await db.transaction(async (tx) => {
+        const [phase] = await tx.select().from(runPhases).where(eq(runPhases.id, input.phaseId));
+        if (phase && ['running', 'awaiting_artifact', 'validating', 'awaiting_approval'].includes(phase.state)) {
+          await transitionPhase(tx, {
+            phaseId: input.phaseId,
+            to: 'failed',
+            event: { type: 'phase.failed', idempotencyKey: `phase:${input.phaseId}:lost:${input.approvalRequestId}`, payload: { reason: 'session_recovery_required' } },
+          });
+        }
+        await tx
+          .update(approvalRequests)
+          .set({ state: 'aborted', decidedAt: new Date() })
+          .where(and(eq(approvalRequests.phaseId, input.phaseId), eq(approvalRequests.state, 'pending')));
       });
     },
 

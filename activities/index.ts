@@ -16,6 +16,10 @@ export type { ActivityDeps } from './deps.ts';
 export function createActivities(deps: ActivityDeps) {
   return mapFailures({
     ...createStackCheckActivities(deps),
+    /** Pins a run to the host whose worker picked this up: its worktree and sessions live there. */
+    async selectHost(): Promise<{ hostQueue: string }> {
+      return { hostQueue: deps.hostQueue };
+    },
     ...createPrepareRunActivities(deps),
     ...createSessionActivities(deps),
     ...createPromptActivities(deps),

@@ -104,6 +104,7 @@ export function createPromptActivities(deps: ActivityDeps) {
         scenario: input.scenario,
         repairScenario: input.repairScenario,
       });
+      checkpoint(deps, 'sendPrompt:before-delivery');
       await deps.drivers.forBackend(session.backend).sendPrompt(targetOf(session), text);
       checkpoint(deps, 'sendPrompt:delivered');
 

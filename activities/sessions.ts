@@ -107,7 +107,7 @@ export function createSessionActivities(deps: ActivityDeps) {
         session = undefined;
       }
       if (!session) {
-        await db.insert(tuiSessions).values({ runId: input.runId, roleId: input.roleId, backend: input.backend, cwd: input.cwd }).onConflictDoNothing();
+        await db.insert(tuiSessions).values({ runId: input.runId, roleId: input.roleId, backend: input.backend, cwd: input.cwd, hostId: deps.hostId }).onConflictDoNothing();
         session = (await liveSession(input.runId, input.roleId))!;
         await appendEvent(db, {
           runId: input.runId,

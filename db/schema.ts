@@ -133,6 +133,8 @@ export const tuiSessions = pgTable(
       .references(() => runs.id),
     roleId: text('role_id').notNull(),
     backend: text('backend').notNull(),
+    /** The worker host whose tmux server holds the session. */
+    hostId: text('host_id'),
     cwd: text('cwd').notNull(),
     state: sessionState('state').notNull().default('CREATED'),
     expectedArtifactPath: text('expected_artifact_path'),

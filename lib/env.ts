@@ -1,5 +1,6 @@
 // devflow's configuration: environment variables, parsed once with zod at start.
 // A bad value stops start-up with a message naming the variable.
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -42,6 +43,9 @@ const envSchema = z
     DEVFLOW_TASK_QUEUE: z.string().trim().min(1).default('devflow-runs'),
     DEVFLOW_MAX_CONCURRENT_RUNS: z.coerce.number().int().min(1).default(20),
     TEMPORAL_CLI_PATH: optionalText,
+    DEVFLOW_HOST_ID: z.string().trim().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, dash, underscore').optional(),
+    DEVFLOW_AGENT_PRESET: z.enum(['claude-code', 'codex']).default('claude-code'),
+    DEVFLOW_SHUTDOWN_DRAIN_MS: z.coerce.number().int().min(0).default(10_000),
     DEVFLOW_LOG_LEVEL: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default('info'),
@@ -74,6 +78,12 @@ export interface DevflowConfig {
     cliPath: string | undefined;
   };
   taskQueue: string;
+  /** This worker host: its tmux server and host-bound activities (`devflow-host:<hostId>`). */
+  hostId: string;
+  tmuxSocket: string;
+  /** The agent the `tmux` backend runs. */
+  agentPreset: 'claude-code' | 'codex';
+  shutdownDrainMs: number;
   maxConcurrentRuns: number;
   logLevel: string;
 }
@@ -115,9 +125,17 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): DevflowConf
       cliPath: env.TEMPORAL_CLI_PATH,
     },
     taskQueue: env.DEVFLOW_TASK_QUEUE,
+    hostId: env.DEVFLOW_HOST_ID ?? os.hostname().replace(/[^A-Za-z0-9._-]/g, '-'),
+    tmuxSocket: path.join(home, 'tmux.sock'),
+    agentPreset: env.DEVFLOW_AGENT_PRESET,
+    shutdownDrainMs: env.DEVFLOW_SHUTDOWN_DRAIN_MS,
     maxConcurrentRuns: env.DEVFLOW_MAX_CONCURRENT_RUNS,
     logLevel: env.DEVFLOW_LOG_LEVEL,
   };
+}
+
+export function hostTaskQueue(hostId: string): string {
+  return `devflow-host:${hostId}`;
 }
 
 /** The URL of the embedded Postgres that `devflow up` starts when DATABASE_URL is unset. */

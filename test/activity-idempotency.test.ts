@@ -29,6 +29,8 @@ beforeAll(async () => {
     db,
     drivers: sessionDrivers({ fake }),
     workspaceRoot: path.join(root, 'workspaces'),
+    hostId: 'idempotency-host',
+    hostQueue: 'devflow-host:idempotency-host',
     checkpoint: (point) => {
       if (point === fault) {
         fault = undefined;

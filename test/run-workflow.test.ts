@@ -8,9 +8,8 @@ import { waitFor } from '../lib/wait.ts';
 import { abortSignal, decisionSignal, runWorkflowId, type Decision } from '../workflows/messages.ts';
 import { RUN_STATE } from '../workflows/search-attributes.ts';
 import { recordHistory } from './helpers/histories.ts';
-import { FAST, useRunHarness, type RunHarness } from './helpers/run-harness.ts';
-
-const h = useRunHarness();
+import { tmuxSessionName } from '../sessions/tmux.ts';
+import { useRunHarness, type HarnessBackend, type RunHarness } from './helpers/run-harness.ts';
 
 /** `expected` appears in `events` in this order (other events may come between). */
 function expectInOrder(events: string[], expected: string[]): void {
@@ -40,7 +39,10 @@ function report(snapshot: { run: { finalReportPath: string | null } }): string {
 
 const PHASE_EVENTS = ['phase.started', 'session.busy', 'prompt.sent', 'artifact.expected', 'artifact.validated'];
 
-describe('run workflow', () => {
+describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backend', (backend) => {
+  const h = useRunHarness(backend);
+  const record = (handle: Parameters<typeof recordHistory>[0], name: string) => (backend === 'fake' ? recordHistory(handle, name) : Promise.resolve());
+
   it('walks spec -> gate -> implement -> review to completed', async () => {
     const { runId, handle } = await h.start();
     const atGate = await h.waitForGate(runId, 'spec_approved');
@@ -53,7 +55,7 @@ describe('run workflow', () => {
 
     await decide(h, runId, 'spec_approved', 'approve', { comment: 'ship it', decidedBy: 'alice' });
     expect(await handle.result()).toEqual({ state: 'completed', reason: 'every phase completed' });
-    await recordHistory(handle, 'happy-path');
+    await record(handle, 'happy-path');
 
     const done = await h.snapshot(runId);
     expect(done.run).toMatchObject({ state: 'completed', pausedFromState: null });
@@ -90,6 +92,9 @@ describe('run workflow', () => {
     const described = await handle.describe();
     expect(described.typedSearchAttributes.get(RUN_STATE)).toBe('completed');
     expect(await h.status(runId)).toMatchObject({ state: 'completed', pendingGate: null });
+    if (h.tmux) expect(await h.tmux.sessionNames()).not.toContain(tmuxSessionName(runId));
+    const transcripts = await h.db.query.tuiTranscripts.findMany({ where: (t, { eq }) => eq(t.sessionId, done.sessions[0]!.id) });
+    expect(transcripts.map((t) => t.chunk).join('')).toMatch(/received initial prompt/);
   });
 
   it('ends failed when the spec gate is rejected', async () => {
@@ -115,7 +120,7 @@ describe('run workflow', () => {
   });
 
   it('aborts within 2 s while an artifact is awaited, cancelling the wait', async () => {
-    const { runId, handle } = await h.start({ scenarios: { spec: 'timeout' }, timing: { ...FAST, artifactTimeoutMs: 60_000 } });
+    const { runId, handle } = await h.start({ scenarios: { spec: 'timeout' }, timing: { ...h.timing, artifactTimeoutMs: 60_000 } });
     await waitFor('the awaitArtifact activity to be running', 20_000, async () => {
       const pending = (await handle.describe()).raw.pendingActivities ?? [];
       return pending.some((a) => a.activityType?.name === 'awaitArtifact' && Number(a.attempt) >= 1 && a.lastStartedTime);
@@ -124,7 +129,7 @@ describe('run workflow', () => {
     await handle.signal(abortSignal, { clientToken: 'stop', reason: 'changed my mind' });
     expect(await handle.result()).toEqual({ state: 'aborted', reason: 'changed my mind' });
     expect(Date.now() - signalled).toBeLessThan(2_000);
-    await recordHistory(handle, 'abort-while-awaiting-artifact');
+    await record(handle, 'abort-while-awaiting-artifact');
 
     const history = await handle.fetchHistory();
     const scheduled = history.events!.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'awaitArtifact')!;
@@ -145,7 +150,7 @@ describe('run workflow', () => {
     const snap = await h.snapshot(runId);
     expect(snap.phases[0]).toMatchObject({ state: 'completed', attempts: 2 });
     expectInOrder(snap.events, ['prompt.sent', 'artifact.expected', 'artifact.invalid', 'phase.started', 'prompt.repaired', 'artifact.expected', 'artifact.validated', 'approval.requested']);
-    const prompts = h.fake.prompts.get(snap.sessions[0]!.id)!;
+    const prompts = h.prompts(runId, 'spec_writer', snap.sessions[0]!.id);
     expect(prompts).toHaveLength(2);
     expect(prompts[1]).toContain('Kind: repair');
     expect(prompts[1]).toMatch(/- not valid JSON: /);
@@ -167,7 +172,7 @@ describe('run workflow', () => {
     await decide(h, runId, 'artifact_invalid_after_repair', 'approve', { comment: 'try again' });
     await decide(h, runId, 'spec_approved', 'approve');
     expect((await handle.result()).state).toBe('completed');
-    await recordHistory(handle, 'human-gate-resolved');
+    await record(handle, 'human-gate-resolved');
     const snap = await h.snapshot(runId);
     expect(snap.phases[0]).toMatchObject({ state: 'completed', attempts: 3 });
     expect(snap.sessions.filter((s) => s.roleId === 'spec_writer').map((s) => s.state)).toEqual(['FAILED_NEEDS_HUMAN', 'READY']);
@@ -193,7 +198,7 @@ describe('run workflow', () => {
     expectInOrder(snap.events, ['prompt.sent', 'artifact.expected', event, 'session.resuming', 'session.rebootstrapped', 'session.recovered', 'phase.started', 'session.busy', 'prompt.repaired', 'artifact.validated']);
     const probe = (await h.db.query.runEvents.findFirst({ where: (e, { and, eq }) => and(eq(e.runId, runId), eq(e.type, event)) }))!;
     expect(probe.payload).toMatchObject({ classification });
-    expect(h.fake.prompts.get(implementer[0]!.id)!.at(-1)).toContain(`session ${classification}`);
+    expect(h.prompts(runId, 'implementer', implementer[0]!.id).at(-1)).toContain(`session ${classification}`);
   });
 
   it('raises artifact_timeout_exhausted when the repair times out too; reject ends the run failed', async () => {
@@ -211,7 +216,27 @@ describe('run workflow', () => {
   });
 
   it('raises prompt_send_exhausted when prompts cannot be delivered; approve recovers the session', async () => {
-    const { runId, handle } = await h.start({ scenarios: { spec: 'send_fail' } });
+    let runId: string;
+    let handle: Awaited<ReturnType<RunHarness['start']>>['handle'];
+    if (backend === 'fake') {
+      ({ runId, handle } = await h.start({ scenarios: { spec: 'send_fail' } }));
+    } else {
+      // In tmux, delivery fails for real: the agent's window is killed just before the first
+      // prompt, so every try finds no pane.
+      await h.stopWorkers(() => true);
+      let killed = false;
+      await h.startWorker({
+        checkpoint: (point) => {
+          if (point !== 'sendPrompt:before-delivery' || killed) return;
+          killed = true;
+          const windows = execFileSync('tmux', ['-S', h.tmux!.socket, 'list-windows', '-a', '-F', '#{session_name}:#{window_name}']).toString();
+          for (const w of windows.split('\n').filter((line) => line.endsWith(':spec_writer'))) {
+            execFileSync('tmux', ['-S', h.tmux!.socket, 'kill-window', '-t', `=${w}`]);
+          }
+        },
+      });
+      ({ runId, handle } = await h.start());
+    }
     await h.waitForGate(runId, 'prompt_send_exhausted');
     const paused = await h.snapshot(runId);
     expect(paused.sessions.map((s) => s.state)).toEqual(['CRASHED']);
@@ -225,6 +250,10 @@ describe('run workflow', () => {
     const snap = await h.snapshot(runId);
     expect(snap.sessions.map((s) => [s.state, s.recoveryAttempts])).toEqual([['WAITING_FOR_APPROVAL', 1]]);
     expectInOrder(snap.events, ['run.resumed', 'session.resuming', 'session.recovered', 'phase.started', 'prompt.sent', 'artifact.validated']);
+    if (backend === 'scripted') {
+      await h.stopWorkers(() => true);
+      await h.startWorker();
+    }
   });
 
   it('records one decision for duplicate and concurrent decision signals', async () => {
@@ -249,7 +278,7 @@ describe('run workflow', () => {
   });
 
   it('completes with no duplicate events when its worker is stopped mid-phase and another starts', async () => {
-    const { runId, handle } = await h.start({ scenarios: { implement: ['timeout', 'ok'] }, timing: { ...FAST, artifactTimeoutMs: 3_000 } });
+    const { runId, handle } = await h.start({ scenarios: { implement: ['timeout', 'ok'] }, timing: h.timing });
     await decide(h, runId, 'spec_approved', 'approve');
     await waitFor('implement to await its artifact', 20_000, async () => (await h.snapshot(runId)).phases[1]!.state === 'awaiting_artifact', 50);
 

@@ -5,7 +5,7 @@ import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stackChecks } from '../db/schema.ts';
-import { createDevflowWorker, WORKFLOWS_PATH } from '../worker/worker.ts';
+import { createDevflowWorkers, WORKFLOWS_PATH } from '../worker/worker.ts';
 import { stackCheckWorkflow } from '../workflows/stack-check.ts';
 import { sessionDrivers } from '../sessions/index.ts';
 import { useDatabase } from './helpers/database.ts';
@@ -30,14 +30,21 @@ afterAll(async () => {
 describe('stack check workflow', () => {
   it('runs on a real worker and writes its row to Postgres, once', async () => {
     const taskQueue = `stack-check-${randomUUID()}`;
-    const worker = await createDevflowWorker({ connection: nativeConnection, namespace: 'default', taskQueue, deps: { db, drivers: sessionDrivers({}), workspaceRoot: '/nonexistent' }, workflowBundle: bundle, identity: 'test-worker' });
+    const workers = await createDevflowWorkers({
+      connection: nativeConnection, namespace: 'default', taskQueue, workflowBundle: bundle, identity: 'test-worker',
+      deps: { db, drivers: sessionDrivers({}), workspaceRoot: '/nonexistent', hostId: 'stack-check', hostQueue: `${taskQueue}-host` },
+    });
     const checkId = `check-${randomUUID()}`;
 
-    const result = await worker.runUntil(async () => {
+    const running = workers.run();
+    const result = await (async () => {
       const first = await client.workflow.execute(stackCheckWorkflow, { workflowId: `devflow-stack-check:${checkId}`, taskQueue, args: [checkId] });
       // The same check again (a retried activity would do this) finds the first row.
       const second = await client.workflow.execute(stackCheckWorkflow, { workflowId: `devflow-stack-check:${checkId}:again`, taskQueue, args: [checkId] });
       return { first, second };
+    })().finally(async () => {
+      workers.shutdown();
+      await running;
     });
 
     expect(result.first).toEqual({ checkId, workerIdentity: expect.stringMatching(/:\d+$/) });

@@ -1,15 +1,20 @@
-// The worker process: hosts devflow's workflows and activities on the run task queue.
-import { Connection } from '@temporalio/client';
+// The worker process: the run workflows and activities on the shared queue, this host's
+// activities on its own queue, and the session manager for this host's tmux server.
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { connectDatabase } from '../db/client.ts';
 import { prepareDatabase } from '../db/prepare.ts';
-import { loadConfig, resolvedServices } from '../lib/env.ts';
+import { hostTaskQueue, loadConfig, resolvedServices } from '../lib/env.ts';
 import { createLogger } from '../lib/logger.ts';
 import { runMain } from '../lib/main.ts';
 import { FakeSessionDriver } from '../sessions/fake.ts';
 import { sessionDrivers } from '../sessions/index.ts';
+import { PRESETS } from '../sessions/presets.ts';
+import { TmuxDriver, TmuxServer } from '../sessions/tmux.ts';
+import { runWorkflowId, sessionLostSignal } from '../workflows/messages.ts';
 import { ensureSearchAttributes } from './search-attributes.ts';
-import { createDevflowWorker } from './worker.ts';
+import { SessionManager } from './session-manager.ts';
+import { createDevflowWorkers } from './worker.ts';
 
 await runMain('worker', async () => {
   const config = loadConfig();
@@ -22,17 +27,42 @@ await runMain('worker', async () => {
   const database = connectDatabase(services.databaseUrl, { applicationName: 'devflow-worker' });
   await prepareDatabase(database);
 
-  const client = await Connection.connect({ address: services.temporalAddress });
-  const added = await ensureSearchAttributes(client, config.temporal.namespace);
+  const clientConnection = await Connection.connect({ address: services.temporalAddress });
+  const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
+  const added = await ensureSearchAttributes(clientConnection, config.temporal.namespace);
   if (added.length > 0) log.info({ added }, 'registered search attributes');
-  await client.close();
+
+  // One tmux server per devflow home; `scripted` runs devflow's scripted agent, `tmux` a real one.
+  const tmux = new TmuxServer(config.tmuxSocket);
+  const drivers = sessionDrivers({
+    fake: new FakeSessionDriver(),
+    scripted: new TmuxDriver(tmux, PRESETS.scripted),
+    tmux: new TmuxDriver(tmux, PRESETS[config.agentPreset]),
+  });
+  const sessions = await SessionManager.start({
+    db: database.db,
+    pool: database.pool,
+    hostId: config.hostId,
+    tmux,
+    drivers,
+    log,
+    shutdownDrainMs: config.shutdownDrainMs,
+    notifyRun: (runId, lost) =>
+      client.workflow.getHandle(runWorkflowId(runId)).signal(sessionLostSignal, {
+        approvalRequestId: lost.approvalRequestId!, sessionId: lost.sessionId, roleId: lost.roleId,
+      }),
+  });
+  const recovered = await sessions.recover();
+  const orphans = await sessions.reapOrphans();
+  log.info({ recovered: recovered.length, failed: recovered.filter((r) => r.outcome === 'failed').length, ...orphans }, 'session recovery done');
 
   const connection = await NativeConnection.connect({ address: services.temporalAddress });
-  const worker = await createDevflowWorker({
+  const hostQueue = hostTaskQueue(config.hostId);
+  const workers = await createDevflowWorkers({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.taskQueue,
-    deps: { db: database.db, drivers: sessionDrivers({ fake: new FakeSessionDriver() }), workspaceRoot: config.workspaceRoot },
+    deps: { db: database.db, drivers: sessions.trackedDrivers(), workspaceRoot: config.workspaceRoot, hostId: config.hostId, hostQueue },
   });
 
   let stopping = false;
@@ -40,17 +70,20 @@ await runMain('worker', async () => {
     if (stopping) return;
     stopping = true;
     log.info({ reason }, 'worker shutting down');
-    worker.shutdown();
+    workers.shutdown();
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
   // Under `devflow up`, losing the supervisor's IPC channel means it died: do not linger.
   process.once('disconnect', () => stop('supervisor gone'));
 
-  log.info({ taskQueue: config.taskQueue, temporal: services.temporalAddress }, 'worker polling');
+  log.info({ taskQueue: config.taskQueue, hostQueue, temporal: services.temporalAddress }, 'worker polling');
   process.send?.({ type: 'ready' });
-  await worker.run();
+  await workers.run();
+  const { drained } = await sessions.shutdown();
+  log.info({ drained }, 'session operations drained');
   await connection.close();
+  await clientConnection.close();
   await database.close();
   log.info('worker stopped');
 });

@@ -8,7 +8,9 @@ export const WORKFLOWS_PATH = path.join(path.dirname(fileURLToPath(import.meta.u
 export interface DevflowWorkerOptions {
   connection: NativeConnection;
   namespace: string;
+  /** The shared run queue: workflows, and activities any host can do. */
   taskQueue: string;
+  /** deps.hostQueue is this host's queue: activities that touch its files and tmux server. */
   deps: ActivityDeps;
   /** A prebuilt bundle (tests build one per file); otherwise the workflows are bundled here. */
   workflowBundle?: WorkerOptions['workflowBundle'];
@@ -16,16 +18,38 @@ export interface DevflowWorkerOptions {
   shutdownGraceTime?: WorkerOptions['shutdownGraceTime'];
 }
 
-export function createDevflowWorker(options: DevflowWorkerOptions): Promise<Worker> {
-  return Worker.create({
+export interface DevflowWorkers {
+  run(): Promise<void>;
+  shutdown(): void;
+  state(): string;
+}
+
+/** One Temporal Worker per queue, run and stopped together. */
+export async function createDevflowWorkers(options: DevflowWorkerOptions): Promise<DevflowWorkers> {
+  const activities = createActivities(options.deps);
+  const common = {
     connection: options.connection,
     namespace: options.namespace,
-    taskQueue: options.taskQueue,
-    activities: createActivities(options.deps),
-    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    activities,
     ...(options.identity ? { identity: options.identity } : {}),
     shutdownGraceTime: options.shutdownGraceTime ?? '10 seconds',
     // Heartbeats reach the server at least every second, so a cancelled wait hears of it promptly.
     maxHeartbeatThrottleInterval: '1 second',
+  } satisfies Partial<WorkerOptions>;
+  const runs = await Worker.create({
+    ...common,
+    taskQueue: options.taskQueue,
+    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
   });
+  const host = await Worker.create({ ...common, taskQueue: options.deps.hostQueue });
+  const workers = [runs, host];
+  return {
+    run: async () => {
+      await Promise.all(workers.map((w) => w.run()));
+    },
+    shutdown: () => {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+    },
+    state: () => runs.getState(),
+  };
 }

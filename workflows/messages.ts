@@ -65,6 +65,14 @@ export interface RunOutcome {
   reason: string;
 }
 
+/** Sent by a worker's session manager: a role's agent session is gone and a gate was opened. */
+export interface SessionLost {
+  approvalRequestId: string;
+  sessionId: string;
+  roleId: string;
+}
+
+export const sessionLostSignal = defineSignal<[SessionLost]>('sessionLost');
 export const decisionSignal = defineSignal<[Decision]>('decision');
 export const abortSignal = defineSignal<[AbortRequest]>('abort');
 export const statusQuery = defineQuery<RunStatus>('status');

@@ -21,6 +21,7 @@ import { scenarioForAttempt } from '../sessions/scenarios.ts';
 import {
   abortSignal,
   decisionSignal,
+  sessionLostSignal,
   statusQuery,
   type AbortRequest,
   type Decision,
@@ -28,6 +29,7 @@ import {
   type RunInput,
   type RunOutcome,
   type RunStatus,
+  type SessionLost,
 } from './messages.ts';
 import { REPO, RUN_ID, RUN_STATE, TEMPLATE } from './search-attributes.ts';
 
@@ -72,6 +74,13 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
   const decisions: Decision[] = [];
   let abortRequest: AbortRequest | undefined;
   const work = new CancellationScope();
+  // The run's host (its worktree and tmux sessions live there), chosen by its first activity.
+  let hostQueue: string | undefined;
+  const hostOptions = new Map<ActivityOptions, ActivityOptions>();
+  const onHost = (options: ActivityOptions): ActivityOptions => {
+    if (!hostOptions.has(options)) hostOptions.set(options, { ...options, taskQueue: hostQueue! });
+    return hostOptions.get(options)!;
+  };
 
   // ---- messages -----------------------------------------------------------------------------
   setHandler(statusQuery, () => status);
@@ -79,6 +88,14 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
   setHandler(abortSignal, (request) => {
     abortRequest ??= request;
     work.cancel();
+  });
+  // The phase in flight, so a lost session of its role can interrupt it.
+  let inFlight: { roleId: string; scope: CancellationScope; lost?: SessionLost } | undefined;
+  setHandler(sessionLostSignal, (lost) => {
+    if (inFlight?.roleId === lost.roleId && !inFlight.lost) {
+      inFlight.lost = lost;
+      inFlight.scope.cancel();
+    }
   });
 
   function show(patch: Partial<RunStatus>): void {
@@ -100,7 +117,8 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
   let failure: unknown;
   try {
     outcome = await work.run(async () => {
-      plan = await act(STEP, 'prepareRun', 'create the run, its phases and its worktree', input);
+      ({ hostQueue } = await act(STEP, 'selectHost', 'pick the worker host for this run', undefined));
+      plan = await act(onHost(STEP), 'prepareRun', 'create the run, its phases and its worktree', input);
       show({ state: 'executing' });
       for (const phase of plan.phases) {
         const ended = await runPhase(plan, phase);
@@ -117,7 +135,7 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
     }
   }
   const finalized = await CancellationScope.nonCancellable(() =>
-    act(STEP, 'finalizeRun', `finish the run: ${outcome.state}, write the report`, { runId, outcome }),
+    act(hostQueue ? onHost(STEP) : STEP, 'finalizeRun', `finish the run: ${outcome.state}, write the report`, { runId, outcome }),
   );
   // Nothing was recorded (the input was refused before the run existed): fail the workflow.
   if (!finalized.reportPath && failure) throw failure;
@@ -128,25 +146,39 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
   async function runPhase(run: PreparedRun, phase: PreparedPhase): Promise<RunOutcome | undefined> {
     const attempts = { count: 0 };
     const ensure = () =>
-      act(STEP, 'ensureSession', `${phase.key}: ready a ${input.backend} session for ${phase.roleId}`, {
+      act(onHost(STEP), 'ensureSession', `${phase.key}: ready a ${input.backend} session for ${phase.roleId}`, {
         runId, roleId: phase.roleId, backend: input.backend, cwd: run.worktreePath,
       });
-    let { sessionId } = await ensure();
+    let sessionId = '';
     let kind: PromptKind = 'initial';
     for (;;) {
-      const result = await attemptPhase(run, phase, sessionId, kind, attempts);
-      if (result.kind === 'valid') {
-        if (!phase.gate) {
-          await act(STEP, 'completePhase', `${phase.key}: complete`, { phaseId: phase.id, sessionId, attempt: result.attempt });
-          return undefined;
-        }
-        const { approvalRequestId } = await act(STEP, 'openApprovalGate', `${phase.key}: ask for ${phase.gate}`, {
-          runId, phaseId: phase.id, sessionId, gateKey: phase.gate, attempt: result.attempt,
+      const current: NonNullable<typeof inFlight> = { roleId: phase.roleId, scope: new CancellationScope() };
+      inFlight = current;
+      let result: AttemptResult | 'passed' | { end: RunOutcome };
+      try {
+        result = await current.scope.run(async () => {
+          ({ sessionId } = await ensure());
+          const attempt = await attemptPhase(run, phase, sessionId, kind, attempts);
+          return attempt.kind === 'valid' && phase.gate ? await approvalGate(phase, sessionId, attempt.attempt) : attempt;
         });
-        const action = await decide({ approvalRequestId, gateKey: phase.gate, kind: 'approval', phaseKey: phase.key }, 'awaiting_approval');
-        if (action !== 'approve') return ended(action, `gate ${phase.gate} at phase ${phase.key}`);
-        await act(STEP, 'passApprovalGate', `${phase.key}: ${phase.gate} approved`, { runId, phaseId: phase.id, sessionId, approvalRequestId });
+      } catch (error) {
+        if (!current.lost || abortRequest || !isCancellation(error)) throw error;
+        // The session manager lost this role's agent and already paused the run behind a gate.
+        const { approvalRequestId } = current.lost;
+        await act(STEP, 'failPhaseForLostSession', `${phase.key}: agent session lost`, { phaseId: phase.id, approvalRequestId });
+        const action = await decide({ approvalRequestId, gateKey: 'session_recovery_required', kind: 'human', phaseKey: phase.key }, 'paused');
+        if (action !== 'approve') return ended(action, `human gate session_recovery_required at phase ${phase.key}`);
+        await act(STEP, 'resumeAfterHumanGate', `${phase.key}: retry approved`, { runId, approvalRequestId });
         show({ state: 'executing' });
+        kind = 'retry';
+        continue;
+      } finally {
+        inFlight = undefined;
+      }
+      if (result === 'passed') return undefined;
+      if ('end' in result) return result.end;
+      if (result.kind === 'valid') {
+        await act(onHost(STEP), 'completePhase', `${phase.key}: complete`, { phaseId: phase.id, sessionId, attempt: result.attempt });
         return undefined;
       }
       const { approvalRequestId } = await act(STEP, 'openHumanGate', `${phase.key}: human gate ${result.gateKey}`, {
@@ -156,9 +188,19 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
       if (action !== 'approve') return ended(action, `human gate ${result.gateKey} at phase ${phase.key} (${result.reason})`);
       await act(STEP, 'resumeAfterHumanGate', `${phase.key}: retry approved`, { runId, approvalRequestId });
       show({ state: 'executing' });
-      ({ sessionId } = await ensure());
       kind = 'retry';
     }
+  }
+
+  /** A valid artifact on a gated phase: a person approves (phase done) or ends the run. */
+  async function approvalGate(phase: PreparedPhase, sessionId: string, attempt: number): Promise<'passed' | { end: RunOutcome }> {
+    const gateKey = phase.gate!;
+    const { approvalRequestId } = await act(STEP, 'openApprovalGate', `${phase.key}: ask for ${gateKey}`, { runId, phaseId: phase.id, sessionId, gateKey, attempt });
+    const action = await decide({ approvalRequestId, gateKey, kind: 'approval', phaseKey: phase.key }, 'awaiting_approval');
+    if (action !== 'approve') return { end: ended(action, `gate ${gateKey} at phase ${phase.key}`) };
+    await act(STEP, 'passApprovalGate', `${phase.key}: ${gateKey} approved`, { runId, phaseId: phase.id, sessionId, approvalRequestId });
+    show({ state: 'executing' });
+    return 'passed';
   }
 
   // ---- one attempt: prompt, wait, validate; one repair; then a human gate ---------------------
@@ -174,7 +216,7 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
       show({ phaseKey: phase.key, attempt });
       await act(STEP, 'beginAttempt', `${phase.key}: attempt ${attempt} (${promptKind})`, { phaseId: phase.id, attempt, kind: promptKind });
       try {
-        await act(DELIVERY, 'sendPrompt', `${phase.key}: send the ${promptKind} prompt to ${phase.roleId}`, {
+        await act(onHost(DELIVERY), 'sendPrompt', `${phase.key}: send the ${promptKind} prompt to ${phase.roleId}`, {
           runId, phaseId: phase.id, phaseKey: phase.key, sessionId, roleId: phase.roleId, attempt, kind: promptKind,
           worktreePath: run.worktreePath, artifactPath: phase.artifactPath, schemaId: phase.schemaId,
           instructions: phase.instructions, personaInstructions: run.personas[phase.roleId]?.instructions ?? '',
@@ -185,12 +227,12 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
         return gate('prompt_send_exhausted', describe(error), 'CRASHED');
       }
 
-      const waited = await act(WAIT, 'awaitArtifact', `${phase.key}: wait for ${phase.schemaId}`, {
+      const waited = await act(onHost(WAIT), 'awaitArtifact', `${phase.key}: wait for ${phase.schemaId}`, {
         phaseKey: phase.key, attempt, artifactPath: phase.artifactPath, baseline: null, timeoutMs, stabilityMs: timing.stabilityMs, pollMs: timing.pollMs,
       });
       const repaired = promptKind === 'repair';
       if (waited.status === 'found') {
-        const validation = await act(STEP, 'validateArtifact', `${phase.key}: validate against ${phase.schemaId}`, {
+        const validation = await act(onHost(STEP), 'validateArtifact', `${phase.key}: validate against ${phase.schemaId}`, {
           runId, phaseId: phase.id, attempt, artifactPath: phase.artifactPath, schemaId: phase.schemaId,
         });
         if (validation.valid) return { kind: 'valid', attempt };
@@ -199,12 +241,12 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
       } else {
         if (repaired) return gate('artifact_timeout_exhausted', `no artifact within ${timeoutMs} ms after the repair prompt`, 'FAILED_NEEDS_HUMAN');
         const cycle = `${phase.id}:${attempt}`;
-        const probe = await act(STEP, 'probeSession', `${phase.key}: probe the silent session`, { sessionId, cycle, maxHungMs: timing.maxHungMs });
+        const probe = await act(onHost(STEP), 'probeSession', `${phase.key}: probe the silent session`, { sessionId, cycle, maxHungMs: timing.maxHungMs });
         if (probe.classification === 'tmux_liveness_only') {
           return gate('artifact_timeout_exhausted', `no artifact within ${timeoutMs} ms; the probe cannot tell why`, 'FAILED_NEEDS_HUMAN', probe.hint);
         }
         try {
-          await act(DELIVERY, 'rebootstrapSession', `${phase.key}: restart the ${probe.classification} session`, { sessionId, cycle });
+          await act(onHost(DELIVERY), 'rebootstrapSession', `${phase.key}: restart the ${probe.classification} session`, { sessionId, cycle });
         } catch (error) {
           if (isCancellation(error)) throw error;
           return gate('session_recovery_required', describe(error), 'FAILED_NEEDS_HUMAN');

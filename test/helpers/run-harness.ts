@@ -2,20 +2,24 @@
 // Worker hosting the real activities, real git repositories; sessions use the fake backend.
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { asc, eq } from 'drizzle-orm';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, inject } from 'vitest';
 import type { ActivityDeps } from '../../activities/index.ts';
 import { listEvents } from '../../db/events.ts';
 import { approvalDecisions, approvalRequests, runPhases, runs, tuiSessions } from '../../db/schema.ts';
 import { waitFor } from '../../lib/wait.ts';
 import { FakeSessionDriver } from '../../sessions/fake.ts';
+import type { SessionDrivers } from '../../sessions/driver.ts';
 import { sessionDrivers } from '../../sessions/index.ts';
-import { createDevflowWorker, WORKFLOWS_PATH } from '../../worker/worker.ts';
+import { PRESETS } from '../../sessions/presets.ts';
+import { TmuxDriver, TmuxServer } from '../../sessions/tmux.ts';
+import { createDevflowWorkers, WORKFLOWS_PATH, type DevflowWorkers } from '../../worker/worker.ts';
 import { runWorkflowId, statusQuery, type RunInput, type RunStatus } from '../../workflows/messages.ts';
 import { runWorkflow } from '../../workflows/run.ts';
 import { useDatabase } from './database.ts';
@@ -23,6 +27,10 @@ import { useDatabase } from './database.ts';
 const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} };
 
 export const FAST = { artifactTimeoutMs: 2_000, stabilityMs: 100, pollMs: 50, maxHungMs: 500 };
+/** tmux reports output time in whole seconds, so hangs are told apart on a coarser scale. */
+export const TMUX_TIMING = { artifactTimeoutMs: 5_000, stabilityMs: 200, pollMs: 100, maxHungMs: 2_500 };
+
+export type HarnessBackend = 'fake' | 'scripted';
 
 export function makeRepo(root: string): string {
   const repo = path.join(root, `repo-${randomUUID().slice(0, 8)}`);
@@ -37,6 +45,13 @@ export function makeRepo(root: string): string {
 }
 
 export interface RunHarness {
+  backend: HarnessBackend;
+  timing: typeof FAST;
+  hostId: string;
+  drivers: SessionDrivers;
+  tmux: TmuxServer | undefined;
+  /** The prompts a role's agent received in this run, in order, as it received them. */
+  prompts(runId: string, roleId: string, sessionId: string): string[];
   db: ReturnType<typeof useDatabase>['db'];
   client: Client;
   fake: FakeSessionDriver;
@@ -54,7 +69,7 @@ export interface RunHarness {
 }
 
 export interface RunningWorker {
-  worker: Worker;
+  workers: DevflowWorkers;
   stop(): Promise<void>;
 }
 
@@ -69,17 +84,18 @@ export interface RunSnapshot {
 }
 
 /** Call at the top of a test file: one worker for the file, stopped afterwards. */
-export function useRunHarness(): RunHarness {
+export function useRunHarness(backend: HarnessBackend = 'fake'): RunHarness {
   const database = useDatabase(10);
   const { db } = database;
   const fake = new FakeSessionDriver({ writeDelayMs: 10, chunkDelayMs: 30 });
   const taskQueue = `runs-${randomUUID()}`;
+  const hostId = `test-${randomUUID().slice(0, 8)}`;
   let bundle: WorkflowBundleWithSourceMap;
   let nativeConnection: NativeConnection;
   let connection: Connection;
   let client: Client;
   let root = '';
-  const workers: RunningWorker[] = [];
+  const started: RunningWorker[] = [];
 
   beforeAll(async () => {
     Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -91,17 +107,31 @@ export function useRunHarness(): RunHarness {
     harness.client = client;
     harness.root = root;
     harness.workspaceRoot = path.join(root, 'workspaces');
+    harness.tmux = new TmuxServer(path.join(root, 'tmux.sock'));
+    harness.drivers = sessionDrivers({ fake, scripted: new TmuxDriver(harness.tmux, PRESETS.scripted) });
     await harness.startWorker();
   });
   afterAll(async () => {
-    for (const w of workers.splice(0)) await w.stop();
+    for (const w of started.splice(0)) await w.stop();
     await fake.settle();
+    await harness.tmux?.killServer();
     await connection?.close();
     await nativeConnection?.close();
     if (root) await rm(root, { recursive: true, force: true });
   });
 
   const harness: RunHarness = {
+    backend,
+    timing: backend === 'fake' ? FAST : TMUX_TIMING,
+    hostId,
+    drivers: sessionDrivers({}),
+    tmux: undefined,
+    prompts(runId, roleId, sessionId) {
+      if (backend === 'fake') return fake.prompts.get(sessionId) ?? [];
+      const folder = path.join(harness.workspaceRoot, runId, 'main', '.devflow', 'scripted-agent', roleId);
+      if (!existsSync(folder)) return [];
+      return readdirSync(folder).sort().map((f) => readFileSync(path.join(folder, f), 'utf8'));
+    },
     db,
     client: undefined as unknown as Client,
     fake,
@@ -110,29 +140,29 @@ export function useRunHarness(): RunHarness {
     workspaceRoot: '',
     bundle: () => bundle,
     async startWorker(overrides = {}) {
-      const worker = await createDevflowWorker({
+      const workers = await createDevflowWorkers({
         connection: nativeConnection,
         namespace: 'default',
         taskQueue,
-        deps: { db, drivers: sessionDrivers({ fake }), workspaceRoot: harness.workspaceRoot, ...overrides },
+        deps: { db, drivers: harness.drivers, workspaceRoot: harness.workspaceRoot, hostId, hostQueue: `devflow-host:${hostId}`, ...overrides },
         workflowBundle: bundle,
         shutdownGraceTime: '2 seconds',
       });
-      const running = worker.run();
+      const running = workers.run();
       const handle = {
-        worker,
+        workers,
         async stop() {
-          if (worker.getState() === 'RUNNING') worker.shutdown();
+          workers.shutdown();
           await running;
         },
       };
-      workers.push(handle);
+      started.push(handle);
       return handle;
     },
     async stopWorkers(pick) {
-      for (const w of workers.filter(pick)) {
+      for (const w of started.filter(pick)) {
         await w.stop();
-        workers.splice(workers.indexOf(w), 1);
+        started.splice(started.indexOf(w), 1);
       }
     },
     async start(overrides = {}) {
@@ -144,8 +174,8 @@ export function useRunHarness(): RunHarness {
         repoPath,
         baseBranch: 'main',
         requirementsMd: '# Greeting\n\nPrint hello.\n',
-        backend: 'fake',
-        timing: FAST,
+        backend,
+        timing: harness.timing,
         ...overrides,
       };
       const handle = await client.workflow.start(runWorkflow, {
