@@ -163,13 +163,21 @@ export function createGateActivities(deps: ActivityDeps) {
       });
     },
 
-    /** An approved human gate: the run goes back to where it was paused from, for a retry. */
+    /**
+     * An approved human gate: the run leaves `paused` for the state it was paused from and,
+     * as the phase is retried, goes on executing.
+     */
     async resumeAfterHumanGate(input: { runId: string; approvalRequestId: string }): Promise<void> {
-      const [run] = await db.select().from(runs).where(eq(runs.id, input.runId));
-      await transitionRun(db, {
-        runId: input.runId,
-        to: run!.pausedFromState ?? 'executing',
-        event: { type: 'run.resumed', idempotencyKey: `run-resumed:${input.approvalRequestId}` },
+      await db.transaction(async (tx) => {
+        const [run] = await tx.select().from(runs).where(eq(runs.id, input.runId)).for('update');
+        const back = await transitionRun(tx, {
+          runId: input.runId,
+          to: run!.state === 'paused' ? (run!.pausedFromState ?? 'executing') : run!.state,
+          event: { type: 'run.resumed', idempotencyKey: `run-resumed:${input.approvalRequestId}` },
+        });
+        if (back.row.state === 'awaiting_approval') {
+          await transitionRun(tx, { runId: input.runId, to: 'executing', event: { type: 'run.resumed', idempotencyKey: `run-resumed:${input.approvalRequestId}:executing` } });
+        }
       });
     },
   };

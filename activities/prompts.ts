@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { eq } from 'drizzle-orm';
 import { appendEvent, findEventByKey } from '../db/events.ts';
-import { tuiSessions } from '../db/schema.ts';
+import { runs, tuiSessions } from '../db/schema.ts';
 import { transitionPhase, transitionSession } from '../db/transitions.ts';
 import { DevflowError } from '../lib/errors.ts';
 import { artifactJsonSchema, isArtifactSchemaId } from '../schemas/artifacts.ts';
@@ -56,10 +56,13 @@ export function createPromptActivities(deps: ActivityDeps) {
   return {
     /** Enters `running` for this attempt (first try, repair or retry). */
     async beginAttempt(input: { phaseId: string; attempt: number; kind: PromptKind }): Promise<void> {
-      await transitionPhase(db, {
-        phaseId: input.phaseId,
-        to: 'running',
-        event: { type: 'phase.started', idempotencyKey: `phase:${input.phaseId}:running:${input.attempt}`, payload: { kind: input.kind } },
+      await db.transaction(async (tx) => {
+        const { row } = await transitionPhase(tx, {
+          phaseId: input.phaseId,
+          to: 'running',
+          event: { type: 'phase.started', idempotencyKey: `phase:${input.phaseId}:running:${input.attempt}`, payload: { kind: input.kind } },
+        });
+        await tx.update(runs).set({ currentPhaseId: row.id }).where(eq(runs.id, row.runId));
       });
     },
 

@@ -2,9 +2,9 @@
 // (`devflow-<runId8>`), a window per role. Prompts go through a tmux paste buffer fed on stdin,
 // so no shell ever sees their text.
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DevflowError } from '../lib/errors.ts';
+import { processAlive } from '../lib/processes.ts';
 import type { ProbeResult, SessionDriver, SessionTarget, StartedSession, TranscriptChunk } from './driver.ts';
 import type { AgentPreset } from './presets.ts';
 
@@ -59,20 +59,6 @@ export function tmuxSessionName(runId: string): string {
   return `devflow-${runId.slice(0, 8)}`;
 }
 
-/** A process that exists and has not exited (a zombie waiting to be reaped has). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
-  } catch {
-    return true;
-  }
-}
-
 /** The pane's process is a session leader: its pid is its process group. */
 export async function killProcessGroup(pid: number, graceMs = 2_000): Promise<void> {
   const signal = (s: NodeJS.Signals) => {
@@ -82,11 +68,11 @@ export async function killProcessGroup(pid: number, graceMs = 2_000): Promise<vo
       // already gone
     }
   };
-  if (!alive(pid)) return;
+  if (!processAlive(pid)) return;
   signal('SIGTERM');
   const deadline = Date.now() + graceMs;
-  while (alive(pid) && Date.now() < deadline) await sleep(50);
-  if (alive(pid)) signal('SIGKILL');
+  while (processAlive(pid) && Date.now() < deadline) await sleep(50);
+  if (processAlive(pid)) signal('SIGKILL');
 }
 
 interface PaneInfo {
@@ -161,7 +147,7 @@ export class TmuxDriver implements SessionDriver {
 
   async resume(t: SessionTarget): Promise<boolean> {
     const pane = await this.pane(t);
-    return pane !== undefined && !pane.dead && alive(pane.pid);
+    return pane !== undefined && !pane.dead && processAlive(pane.pid);
   }
 
   async sendPrompt(t: SessionTarget, text: string): Promise<void> {
@@ -182,7 +168,7 @@ export class TmuxDriver implements SessionDriver {
 
   async probe(t: SessionTarget): Promise<ProbeResult> {
     const pane = await this.pane(t);
-    if (!pane || pane.dead || !alive(pane.pid)) return { alive: false, outputAgeMs: undefined };
+    if (!pane || pane.dead || !processAlive(pane.pid)) return { alive: false, outputAgeMs: undefined };
     if (this.preset.livenessOnly) {
       return { alive: true, outputAgeMs: undefined, hint: `the ${this.preset.name} agent redraws its screen constantly, so silence cannot be measured; look at the pane (tmux -S ${this.tmux.socket} attach -t ${tmuxSessionName(t.runId)})` };
     }

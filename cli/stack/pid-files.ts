@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { processAlive } from '../../lib/processes.ts';
 
 export async function writePidFile(runDir: string, name: string, pid: number): Promise<void> {
   await mkdir(runDir, { recursive: true });
@@ -24,14 +25,7 @@ export async function readPidFiles(runDir: string): Promise<Map<string, number>>
   return pids;
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+export const isAlive = processAlive;
 
 export function commandLine(pid: number): string {
   try {
