@@ -92,14 +92,15 @@ export class TmuxDriver implements SessionDriver {
     private readonly options: TmuxDriverOptions = {},
   ) {}
 
+  /** Exact session and window names: tmux would otherwise fall back to the current window. */
   private target(t: SessionTarget): string {
-    return `=${tmuxSessionName(t.runId)}:${t.roleId}`;
+    return `=${tmuxSessionName(t.runId)}:=${t.roleId}`;
   }
 
   private async pane(t: SessionTarget): Promise<PaneInfo | undefined> {
-    const out = await this.tmux.tryRun(['display-message', '-p', '-t', this.target(t), '#{pane_dead} #{pane_pid} #{window_activity}']);
-    if (!out?.trim()) return undefined;
-    const [dead, pid, activity] = out.trim().split(' ');
+    const out = await this.tmux.tryRun(['display-message', '-p', '-t', this.target(t), '#{window_name} #{pane_dead} #{pane_pid} #{window_activity}']);
+    const [window, dead, pid, activity] = (out ?? '').trim().split(' ');
+    if (window !== t.roleId) return undefined; // not this role's window
     return { dead: dead === '1', pid: Number(pid), activity: Number(activity) * 1000 };
   }
 
@@ -194,7 +195,8 @@ export class TmuxDriver implements SessionDriver {
 
   async dispose(t: SessionTarget): Promise<void> {
     const pane = await this.pane(t);
-    if (pane) await killProcessGroup(pane.pid);
+    if (!pane) return;
+    await killProcessGroup(pane.pid);
     await this.tmux.tryRun(['kill-window', '-t', this.target(t)]);
   }
 }

@@ -5,10 +5,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '../lib/wait.ts';
-import { abortSignal, decisionSignal, runWorkflowId, type Decision } from '../workflows/messages.ts';
+import { abortSignal, decisionSignal, runWorkflowId, sessionLostSignal, type Decision } from '../workflows/messages.ts';
 import { RUN_STATE } from '../workflows/search-attributes.ts';
 import { recordHistory } from './helpers/histories.ts';
-import { tmuxSessionName } from '../sessions/tmux.ts';
+import { killProcessGroup, tmuxSessionName } from '../sessions/tmux.ts';
+import { SessionManager } from '../worker/session-manager.ts';
 import { useRunHarness, type HarnessBackend, type RunHarness } from './helpers/run-harness.ts';
 
 /** `expected` appears in `events` in this order (other events may come between). */
@@ -275,6 +276,36 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     const expected = { approve: 'completed', reject: 'failed', abort: 'aborted' }[snap.decisions[0]!.action];
     expect(outcome.state).toBe(expected);
     expect(snap.approvals[0]!.state).toBe({ approve: 'approved', reject: 'rejected', abort: 'aborted' }[snap.decisions[0]!.action]);
+  });
+
+  if (backend === 'scripted') it('waits at session_recovery_required when the session manager finds the agent gone, then retries', async () => {
+    const { runId, handle } = await h.start();
+    await h.waitForGate(runId, 'spec_approved');
+    const [lostSession] = (await h.snapshot(runId)).sessions;
+    await killProcessGroup(lostSession!.lastKnownPanePid!);
+
+    // What a worker restarting on this host does before it polls.
+    const manager = await SessionManager.start({
+      db: h.db, pool: h.pool, hostId: h.hostId, tmux: h.tmux!, drivers: h.drivers, resumeBackoffMs: 20,
+      notifyRun: (id, lost) => h.client.workflow.getHandle(runWorkflowId(id)).signal(sessionLostSignal, { approvalRequestId: lost.approvalRequestId!, sessionId: lost.sessionId, roleId: lost.roleId }),
+    });
+    const recovered = await manager.recover();
+    await manager.shutdown();
+    expect(recovered).toMatchObject([{ sessionId: lostSession!.id, outcome: 'failed' }]);
+
+    const gate = await h.waitForGate(runId, 'session_recovery_required');
+    expect(gate).toMatchObject({ state: 'paused', pendingGate: { kind: 'human', phaseKey: 'spec', approvalRequestId: recovered[0]!.approvalRequestId } });
+    await decide(h, runId, 'session_recovery_required', 'approve');
+    await decide(h, runId, 'spec_approved', 'approve');
+    expect((await handle.result()).state).toBe('completed');
+
+    const snap = await h.snapshot(runId);
+    expect(snap.sessions.filter((s) => s.roleId === 'spec_writer').map((s) => s.state)).toEqual(['FAILED_NEEDS_HUMAN', 'READY']);
+    expect(snap.approvals.map((a) => [a.gateKey, a.phaseId === null, a.state])).toEqual([
+      ['spec_approved', false, 'aborted'], ['session_recovery_required', true, 'approved'], ['spec_approved', false, 'approved'],
+    ]);
+    expectInOrder(snap.events, ['approval.requested', 'session.failed', 'run.paused', 'approval.requested', 'phase.failed', 'approval.decided', 'run.resumed', 'run.resumed', 'session.created', 'phase.started', 'prompt.sent', 'approval.requested', 'approval.decided', 'run.completed']);
+    expectGapless(snap.seqs);
   });
 
   it('completes with no duplicate events when its worker is stopped mid-phase and another starts', async () => {

@@ -53,6 +53,7 @@ export interface RunHarness {
   /** The prompts a role's agent received in this run, in order, as it received them. */
   prompts(runId: string, roleId: string, sessionId: string): string[];
   db: ReturnType<typeof useDatabase>['db'];
+  pool: ReturnType<typeof useDatabase>['pool'];
   client: Client;
   fake: FakeSessionDriver;
   taskQueue: string;
@@ -133,6 +134,7 @@ export function useRunHarness(backend: HarnessBackend = 'fake'): RunHarness {
       return readdirSync(folder).sort().map((f) => readFileSync(path.join(folder, f), 'utf8'));
     },
     db,
+    pool: database.pool,
     client: undefined as unknown as Client,
     fake,
     taskQueue,

@@ -1,0 +1,127 @@
+// The tmux backend with devflow's scripted agent: prompts arrive byte for byte, probes tell
+// crashed from hung from busy, transcripts are incremental, dispose kills the process group.
+import { randomUUID } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { processAlive } from '../lib/processes.ts';
+import { waitFor } from '../lib/wait.ts';
+import type { SessionTarget } from '../sessions/driver.ts';
+import { PRESETS } from '../sessions/presets.ts';
+import { TmuxDriver, TmuxServer, tmuxSessionName } from '../sessions/tmux.ts';
+
+let root = '';
+let tmux: TmuxServer;
+let driver: TmuxDriver;
+beforeAll(async () => {
+  root = await mkdtemp(path.join(os.tmpdir(), 'devflow-tmux-'));
+  tmux = new TmuxServer(path.join(root, 'tmux.sock'));
+  driver = new TmuxDriver(tmux, PRESETS.scripted);
+});
+afterAll(async () => {
+  await tmux.killServer();
+  await rm(root, { recursive: true, force: true });
+});
+
+function target(roleId = 'spec_writer'): SessionTarget {
+  return { sessionId: randomUUID(), runId: randomUUID(), roleId, backend: 'scripted', cwd: root };
+}
+
+function received(roleId: string): string[] {
+  const folder = path.join(root, '.devflow', 'scripted-agent', roleId);
+  return existsSync(folder) ? readdirSync(folder).sort().map((f) => readFileSync(path.join(folder, f), 'utf8')) : [];
+}
+
+describe('tmux backend', () => {
+  it('delivers a prompt byte for byte: shell syntax, quotes, newlines, non-ASCII and 100 KB', async () => {
+    const t = target('byte_check');
+    const started = await driver.start(t);
+    expect(started).toMatchObject({ tmuxSession: tmuxSessionName(t.runId), tmuxWindow: 'byte_check', panePid: expect.any(Number) });
+    const prompt = [
+      'Role: byte_check',
+      'Scenario: timeout',
+      'echo $(rm -rf /tmp/nothing) `date` $HOME ${PATH} && ls; exit 1 | cat > /dev/null',
+      `"double" 'single' \\backslash\\ \t tab`,
+      'ünïcödé — ✓ 漢字 🙂',
+      '',
+      'x'.repeat(100 * 1024),
+      'the end',
+    ].join('\n');
+    await driver.sendPrompt(t, prompt);
+    await waitFor('the agent to keep the prompt', 10_000, async () => received('byte_check').length === 1);
+    expect(Buffer.from(received('byte_check')[0]!)).toEqual(Buffer.from(prompt));
+    await driver.dispose(t);
+  });
+
+  it('probes a busy, a hung and a crashed agent apart', async () => {
+    const busy = target('busy');
+    const hung = target('hung');
+    const crashed = target('crashed');
+    for (const t of [busy, hung, crashed]) await driver.start(t);
+    await driver.sendPrompt(busy, 'Role: busy\nScenario: timeout');
+    await driver.sendPrompt(hung, 'Role: hung\nScenario: hang');
+    await driver.sendPrompt(crashed, 'Role: crashed\nScenario: crash');
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    const [b, h, c] = await Promise.all([driver.probe(busy), driver.probe(hung), driver.probe(crashed)]);
+    expect(b).toEqual({ alive: true, outputAgeMs: expect.any(Number) });
+    expect(b.outputAgeMs!).toBeLessThan(1_500);
+    expect(h.alive).toBe(true);
+    expect(h.outputAgeMs!).toBeGreaterThanOrEqual(1_500);
+    expect(c).toEqual({ alive: false, outputAgeMs: undefined });
+    // A crashed agent's pane stays for its transcript; a rebootstrap brings a fresh agent.
+    expect((await driver.captureTranscript(crashed, 0))[0]!.chunk).toContain('crashing (scenario crash)');
+    const again = await driver.rebootstrap(crashed);
+    expect(await driver.resume(crashed)).toBe(true);
+    expect(again.panePid).toBeGreaterThan(0);
+    for (const t of [busy, hung, crashed]) await driver.dispose(t);
+  });
+
+  it('captures the transcript incrementally, by line count', async () => {
+    const t = target('transcript');
+    await driver.start(t);
+    const first = await driver.captureTranscript(t, 0);
+    expect(first).toHaveLength(1);
+    expect(first[0]!.chunk).toContain('devflow scripted agent ready');
+    expect(await driver.captureTranscript(t, first[0]!.seq)).toEqual([]);
+    await driver.sendPrompt(t, 'Role: transcript\nScenario: timeout');
+    await waitFor('more output', 5_000, async () => (await driver.captureTranscript(t, first[0]!.seq)).length > 0);
+    const next = await driver.captureTranscript(t, first[0]!.seq);
+    expect(next[0]!.seq).toBeGreaterThan(first[0]!.seq);
+    expect(next[0]!.chunk).not.toContain('devflow scripted agent ready');
+    expect(next[0]!.chunk).toContain('received initial prompt');
+    await driver.dispose(t);
+  });
+
+  it('keeps the roles of one run side by side: starting or disposing one leaves the others', async () => {
+    const spec = target('spec_writer');
+    const implementer = { ...target('implementer'), runId: spec.runId };
+    const first = await driver.start(spec);
+    const second = await driver.start(implementer);
+    expect(processAlive(first.panePid!)).toBe(true);
+    await driver.dispose(implementer);
+    expect(processAlive(second.panePid!)).toBe(false);
+    expect(await driver.resume(spec)).toBe(true);
+    expect(await driver.resume(implementer)).toBe(false);
+    await driver.dispose(spec);
+  });
+
+  it('disposes by killing the agent process group and its window', async () => {
+    const t = target('disposed');
+    const { panePid } = await driver.start(t);
+    await driver.dispose(t);
+    expect(processAlive(panePid!)).toBe(false);
+    expect(await driver.resume(t)).toBe(false);
+    expect(await tmux.sessionNames()).not.toContain(tmuxSessionName(t.runId));
+  });
+
+  it('refuses to send to a dead pane, as a recoverable error', async () => {
+    const t = target('gone');
+    await driver.start(t);
+    await driver.sendPrompt(t, 'Role: gone\nScenario: crash');
+    await waitFor('the agent to exit', 5_000, async () => !(await driver.resume(t)));
+    await expect(driver.sendPrompt(t, 'Role: gone\nhello')).rejects.toMatchObject({ code: 'prompt_send_failed', errorClass: 'recoverable' });
+    await driver.dispose(t);
+  });
+});
