@@ -16,3 +16,12 @@ export function processAlive(pid: number): boolean {
     return true;
   }
 }
+
+/** The process group of a live process, from /proc; undefined when it is gone. */
+export function processGroupOf(pid: number): number | undefined {
+  try {
+    return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[2]);
+  } catch {
+    return undefined;
+  }
+}

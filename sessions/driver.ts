@@ -14,6 +14,8 @@ export interface StartedSession {
   tmuxSession?: string;
   tmuxWindow?: string;
   panePid?: number;
+  /** The agent's process group (tmux makes the pane process a session leader: same as its pid). */
+  processGroup?: number;
 }
 
 export type ProbeClassification = 'ARTIFACT_TIMEOUT' | 'HUNG' | 'CRASHED' | 'tmux_liveness_only';

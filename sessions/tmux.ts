@@ -4,7 +4,7 @@
 import { execFile } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DevflowError } from '../lib/errors.ts';
-import { processAlive } from '../lib/processes.ts';
+import { processAlive, processGroupOf } from '../lib/processes.ts';
 import type { ProbeResult, SessionDriver, SessionTarget, StartedSession, TranscriptChunk } from './driver.ts';
 import type { AgentPreset } from './presets.ts';
 
@@ -112,7 +112,7 @@ export class TmuxDriver implements SessionDriver {
       const pane = await this.pane(t);
       screen = (await this.tmux.tryRun(['capture-pane', '-p', '-J', '-t', this.target(t)])) ?? '';
       if (pane && !pane.dead && pattern.test(screen)) {
-        return { tmuxSession: tmuxSessionName(t.runId), tmuxWindow: t.roleId, panePid: pane.pid };
+        return { tmuxSession: tmuxSessionName(t.runId), tmuxWindow: t.roleId, panePid: pane.pid, processGroup: processGroupOf(pane.pid) ?? pane.pid };
       }
       if (pane?.dead) break;
       await sleep(50);

@@ -1,5 +1,6 @@
 // One embedded Postgres and one Temporal dev server for the whole test run, found and
 // started exactly as `devflow up` does; test files get their addresses through inject().
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,6 +10,7 @@ import { resolveTemporalCli } from '../cli/stack/temporal-cli.ts';
 import { startTemporalDevServer } from '../cli/stack/temporal-server.ts';
 import { connectDatabase } from '../db/client.ts';
 import { prepareDatabase } from '../db/prepare.ts';
+import { processAlive } from '../lib/processes.ts';
 import { freePorts } from './helpers/ports.ts';
 
 declare module 'vitest' {
@@ -48,8 +50,28 @@ export default async function setup(project: TestProject) {
   project.provide('temporalCliPath', cli.path);
 
   return async () => {
+    // Every test cleans up its agents; one still running here is a leak worth failing for.
+    const leftovers = leftoverAgents();
+    for (const pid of leftovers) process.kill(pid, 'SIGKILL');
     await temporal.stop();
     await postgres.stop();
     await rm(home, { recursive: true, force: true });
+    if (leftovers.length > 0) throw new Error(`scripted agents left running after the suite (killed now): ${leftovers.join(', ')}`);
   };
+}
+
+/** Scripted agent processes started by this suite (their folders are under the temp dir) still alive. */
+function leftoverAgents(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (!cmdline.includes('scripted-agent.ts')) continue;
+      if (!readlinkSync(`/proc/${entry}/cwd`).startsWith(path.join(os.tmpdir(), 'devflow-'))) continue;
+      if (processAlive(Number(entry))) pids.push(Number(entry));
+    } catch {
+      // ended while we looked
+    }
+  }
+  return pids;
 }
