@@ -65,8 +65,9 @@ function leftoverAgents(): number[] {
   const pids: number[] = [];
   for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
     try {
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (!cmdline.includes('scripted-agent.ts')) continue;
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      // The agent itself (node ... scripted-agent.ts), not a tmux server whose start command named it.
+      if (path.basename(argv[0] ?? '') !== 'node' || !argv.some((a) => a.endsWith('scripted-agent.ts'))) continue;
       if (!readlinkSync(`/proc/${entry}/cwd`).startsWith(path.join(os.tmpdir(), 'devflow-'))) continue;
       if (processAlive(Number(entry))) pids.push(Number(entry));
     } catch {

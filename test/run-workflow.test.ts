@@ -169,6 +169,9 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     expect(paused.phases[0]).toMatchObject({ state: 'failed', attempts: 2 });
     expect(paused.sessions.map((s) => s.state)).toEqual(['FAILED_NEEDS_HUMAN']);
     expect(paused.events.slice(-4)).toEqual(['phase.failed', 'session.failed', 'run.paused', 'approval.requested']);
+    // The failed session's transcript was kept before the gate opened.
+    const kept = await h.db.query.tuiTranscripts.findMany({ where: (t, { eq }) => eq(t.sessionId, paused.sessions[0]!.id) });
+    expect(kept.map((t) => t.chunk).join('')).toMatch(/received repair prompt/);
 
     await decide(h, runId, 'artifact_invalid_after_repair', 'approve', { comment: 'try again' });
     await decide(h, runId, 'spec_approved', 'approve');

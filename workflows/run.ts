@@ -181,6 +181,8 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
         await act(onHost(STEP), 'completePhase', `${phase.key}: complete`, { phaseId: phase.id, sessionId, attempt: result.attempt });
         return undefined;
       }
+      // Keep what the agent printed before its session is marked failed (and maybe replaced).
+      await act(onHost(STEP), 'captureTranscript', `${phase.key}: keep the ${phase.roleId} transcript`, { sessionId });
       const { approvalRequestId } = await act(STEP, 'openHumanGate', `${phase.key}: human gate ${result.gateKey}`, {
         runId, phaseId: phase.id, sessionId, sessionTo: result.sessionTo, gateKey: result.gateKey, attempt: result.attempt, reason: result.reason, hint: result.hint,
       });
