@@ -1,12 +1,12 @@
 // Gates: approval gates declared by the template, human gates raised by failures, and the
 // decisions that resolve them. Each gate opens in one transaction with all its state changes.
-import { and, asc, eq } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import type { Transaction } from '../db/client.ts';
+import { recordDecision as recordDecisionRow, type DecisionInput } from '../db/approvals.ts';
 import { appendEvent } from '../db/events.ts';
-import { approvalDecisions, approvalRequests, runPhases, runs } from '../db/schema.ts';
+import { approvalRequests, runPhases, runs } from '../db/schema.ts';
 import type { DecisionAction, SessionState } from '../db/state-machines.ts';
 import { transitionPhase, transitionRun, transitionSession } from '../db/transitions.ts';
-import { DevflowError } from '../lib/errors.ts';
 import { checkpoint, type ActivityDeps } from './deps.ts';
 
 export type GateKind = 'approval' | 'human';
@@ -29,8 +29,6 @@ async function openRequest(
   });
   return request!.id;
 }
-
-const STATE_OF: Record<DecisionAction, 'approved' | 'rejected' | 'aborted'> = { approve: 'approved', reject: 'rejected', abort: 'aborted' };
 
 export function createGateActivities(deps: ActivityDeps) {
   const { db } = deps;
@@ -90,45 +88,10 @@ export function createGateActivities(deps: ActivityDeps) {
       });
     },
 
-    /**
-     * Records a decision. The first decision on a request wins: a repeat (same client token)
-     * or a later contrary one gets the recorded winner back and writes nothing.
-     */
-    async recordDecision(input: { approvalRequestId: string; action: DecisionAction; clientToken: string; comment?: string; decidedBy?: string }): Promise<{ action: DecisionAction; decisionId: string; comment: string | null }> {
-      return db.transaction(async (tx) => {
-        const [request] = await tx.select().from(approvalRequests).where(eq(approvalRequests.id, input.approvalRequestId)).for('update');
-        if (!request) {
-          throw new DevflowError({ errorClass: 'fatal', code: 'approval_request_not_found', message: `approval request ${input.approvalRequestId} does not exist` });
-        }
-        if (request.state === 'pending') {
-          const [decision] = await tx
-            .insert(approvalDecisions)
-            .values({
-              approvalRequestId: request.id,
-              action: input.action,
-              comment: input.comment ?? null,
-              decidedBy: input.decidedBy ?? null,
-              idempotencyKey: `${request.id}:${input.action}:${input.clientToken}`,
-            })
-            .returning();
-          await tx.update(approvalRequests).set({ state: STATE_OF[input.action], decidedAt: new Date() }).where(eq(approvalRequests.id, request.id));
-          checkpoint(deps, 'recordDecision:request');
-          await appendEvent(tx, {
-            runId: request.runId,
-            phaseId: request.phaseId,
-            type: 'approval.decided',
-            idempotencyKey: `approval:${request.id}:decided`,
-            payload: { approvalRequestId: request.id, gateKey: request.gateKey, action: input.action, comment: input.comment ?? null, decidedBy: input.decidedBy ?? null },
-          });
-          return { action: decision!.action, decisionId: decision!.id, comment: decision!.comment };
-        }
-        const [first] = await tx.select().from(approvalDecisions).where(eq(approvalDecisions.approvalRequestId, request.id)).orderBy(asc(approvalDecisions.createdAt)).limit(1);
-        if (!first) {
-          // Closed without a decision (the run was aborted): answer with what closed it.
-          return { action: request.state === 'aborted' ? 'abort' : request.state === 'approved' ? 'approve' : 'reject', decisionId: '', comment: null };
-        }
-        return { action: first.action, decisionId: first.id, comment: first.comment };
-      });
+    /** Records a decision; the first decision on a request wins (see db/approvals.ts). */
+    async recordDecision(input: DecisionInput): Promise<{ action: DecisionAction; decisionId: string | null; comment: string | null }> {
+      const { action, decisionId, comment } = await recordDecisionRow(db, input, () => checkpoint(deps, 'recordDecision:request'));
+      return { action, decisionId, comment };
     },
 
     /** An approved approval gate: the phase is done, its session idle, the run executing again. */

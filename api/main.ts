@@ -5,6 +5,7 @@ import { prepareDatabase } from '../db/prepare.ts';
 import { loadConfig, resolvedServices } from '../lib/env.ts';
 import { createLogger } from '../lib/logger.ts';
 import { runMain } from '../lib/main.ts';
+import { repairMissingReports } from './runs.ts';
 import { buildApi } from './server.ts';
 
 await runMain('api', async () => {
@@ -17,10 +18,26 @@ await runMain('api', async () => {
   // Lazy: the API serves (and /readyz reports) even while Temporal is still unreachable.
   const temporal = Connection.lazy({ address: services.temporalAddress });
 
-  const app = buildApi({ pool: database.pool, temporal, namespace: config.temporal.namespace, logger });
+  const app = await buildApi({
+    db: database.db,
+    pool: database.pool,
+    temporal,
+    namespace: config.temporal.namespace,
+    taskQueue: config.taskQueue,
+    maxConcurrentRuns: config.maxConcurrentRuns,
+    workspaceRoot: config.workspaceRoot,
+    token: config.api.token,
+    logger,
+  });
   await app.listen({ host: config.api.host, port: config.api.port });
   logger.info({ url: `http://${config.api.host}:${config.api.port}` }, 'api listening');
   process.send?.({ type: 'ready' });
+
+  // Terminal runs whose report was never written (a crash in between) get it now, without
+  // holding up the API.
+  void repairMissingReports(database.db, config.workspaceRoot)
+    .then((repaired) => repaired.length && logger.info({ repaired }, 'wrote missing final reports'))
+    .catch((error) => logger.warn({ error: String(error) }, 'report repair failed'));
 
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);

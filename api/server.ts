@@ -1,14 +1,33 @@
-// The thin HTTP API. At this stage: liveness and readiness (Postgres and Temporal reachable).
+// The thin HTTP API (SPEC section 9): it validates, starts workflows, records decisions and
+// signals them, and reads Postgres. It never drives tmux and never runs phase logic.
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Connection } from '@temporalio/client';
+import swagger from '@fastify/swagger';
+import { Client, type Connection } from '@temporalio/client';
+import {
+  hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
 import type pg from 'pg';
-import { databaseReachable } from '../db/client.ts';
+import { databaseReachable, type Database } from '../db/client.ts';
+import { agentPersonas, workflowTemplates } from '../db/schema.ts';
+import { isDevflowError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
+import { anyObject } from '../schemas/api.ts';
+import { registerRunRoutes } from './runs.ts';
 
 export interface ApiDeps {
+  db: Database;
   pool: pg.Pool;
   temporal: Connection;
   namespace: string;
+  taskQueue: string;
+  maxConcurrentRuns: number;
+  workspaceRoot: string;
+  /** When set, every route but health needs `Authorization: Bearer <token>`. */
+  token?: string;
   logger?: Logger;
 }
 
@@ -20,6 +39,29 @@ export function errorBody(code: string, message: string, details?: unknown): Err
   return { error: { code, message, ...(details === undefined ? {} : { details }) } };
 }
 
+/** An error the API answers with its own status and code. */
+export class ApiError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+/** Temporal or Postgres could not be reached (gRPC UNAVAILABLE/DEADLINE, refused connections). */
+export function isUnavailable(error: unknown): boolean {
+  const e = error as { code?: unknown; message?: string; cause?: unknown } | undefined;
+  if (!e) return false;
+  if (e.code === 14 || e.code === 4 || e.code === 'ECONNREFUSED' || e.code === '57P01') return true;
+  if (/failed to connect|ECONNREFUSED|UNAVAILABLE|deadline|Connection terminated|timeout exceeded when trying to connect/i.test(e.message ?? '')) return true;
+  return e.cause !== undefined && e.cause !== error && isUnavailable(e.cause);
+}
+
+const FIELD_OF_CODE: Record<string, string> = { repo_path_invalid: 'repoPath', repo_not_git: 'repoPath', base_branch_not_found: 'baseBranch' };
+
 async function temporalReachable(temporal: Connection, namespace: string): Promise<boolean> {
   try {
     await temporal.withDeadline(Date.now() + 2_000, () => temporal.workflowService.describeNamespace({ namespace }));
@@ -29,21 +71,49 @@ async function temporalReachable(temporal: Connection, namespace: string): Promi
   }
 }
 
-export function buildApi(deps: ApiDeps): FastifyInstance {
-  const app = Fastify({ loggerInstance: deps.logger as FastifyBaseLogger | undefined, disableRequestLogging: true });
+export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
+  const app = Fastify({ loggerInstance: deps.logger as FastifyBaseLogger | undefined, disableRequestLogging: true }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'devflow API', version: '1.0.0', description: 'Start runs, deliver decisions, read what happened.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: deps.token ? [{ bearer: [] }] : [],
+    },
+    transform: jsonSchemaTransform,
+  });
 
   app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send(errorBody('not_found', `no route ${request.method} ${request.url}`));
+    void reply.code(404).send(errorBody('not_found', `no route ${request.method} ${request.url.split('?')[0]}`));
   });
-  app.setErrorHandler((error: { statusCode?: number; code?: string; message: string }, _request, reply) => {
-    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
-    if (status === 500) app.log.error(error);
-    void reply.code(status).send(errorBody(status === 500 ? 'internal' : (error.code ?? 'bad_request').toLowerCase(), error.message));
+  app.setErrorHandler((error, _request, reply) => {
+    if (hasZodFastifySchemaValidationErrors(error)) {
+      const issues = error.validation.map((v) => ({ field: `${error.validationContext}.${v.instancePath.replace(/^\//, '').replaceAll('/', '.') || (v.params as { issue?: { path?: string[] } }).issue?.path?.join('.') || ''}`.replace(/\.$/, ''), message: v.message }));
+      return reply.code(400).send(errorBody('invalid_request', issues.map((i) => `${i.field}: ${i.message}`).join('; '), { issues }));
+    }
+    if (error instanceof ApiError) return reply.code(error.statusCode).send(errorBody(error.code, error.message, error.details));
+    if (isDevflowError(error) && FIELD_OF_CODE[error.code]) {
+      const field = FIELD_OF_CODE[error.code]!;
+      return reply.code(400).send(errorBody(error.code, error.message, { issues: [{ field: `body.${field}`, message: error.message }] }));
+    }
+    if (isUnavailable(error)) return reply.code(503).send(errorBody('service_unavailable', `a service devflow needs is unreachable: ${(error as Error).message}`));
+    const status = (error as { statusCode?: number }).statusCode;
+    if (status && status >= 400 && status < 500) return reply.code(status).send(errorBody('bad_request', (error as Error).message));
+    app.log.error(error);
+    return reply.code(500).send(errorBody('internal', 'internal error; see the API log'));
   });
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.addHook('onRequest', async (request, reply) => {
+    if (!deps.token || request.url === '/healthz' || request.url === '/readyz') return;
+    if (request.headers.authorization !== `Bearer ${deps.token}`) {
+      return reply.code(401).send(errorBody('unauthorized', 'a bearer token is required (Authorization: Bearer <DEVFLOW_API_TOKEN>)'));
+    }
+  });
 
-  app.get('/readyz', async (_request, reply) => {
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+
+  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
     const [postgres, temporal] = await Promise.all([databaseReachable(deps.pool), temporalReachable(deps.temporal, deps.namespace)]);
     const checks = { postgres: postgres ? 'ok' : 'unreachable', temporal: temporal ? 'ok' : 'unreachable' };
     if (postgres && temporal) return { status: 'ready', checks };
@@ -51,5 +121,13 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     return reply.code(503).send(errorBody('not_ready', `${down.join(' and ')} unreachable`, { checks }));
   });
 
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  app.get('/v1/templates', { schema: { summary: 'Templates and personas', response: { 200: anyObject } } }, async () => ({
+    templates: await deps.db.select().from(workflowTemplates).orderBy(workflowTemplates.id),
+    personas: await deps.db.select().from(agentPersonas).orderBy(agentPersonas.id),
+  }));
+
+  registerRunRoutes(app, { ...deps, client: new Client({ connection: deps.temporal, namespace: deps.namespace }), temporalReachable: () => temporalReachable(deps.temporal, deps.namespace) });
   return app;
 }

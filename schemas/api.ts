@@ -1,0 +1,60 @@
+// HTTP API payloads (SPEC section 9). The OpenAPI document is generated from these.
+import { z } from 'zod';
+import { DECISION_ACTIONS, RUN_STATES } from '../db/state-machines.ts';
+import { SCENARIOS } from '../sessions/scenarios.ts';
+import { RUN_BACKENDS } from '../workflows/messages.ts';
+
+const scenario = z.enum(SCENARIOS);
+
+export const startRunBody = z
+  .object({
+    template: z.string().regex(/^[a-z][a-z0-9-]*@[1-9][0-9]*$/, 'name@version').default('development@1'),
+    requirementsMd: z.string().trim().min(1, 'must not be empty').max(1_000_000),
+    repoPath: z.string().min(1).refine((p) => p.startsWith('/'), 'must be an absolute path'),
+    baseBranch: z.string().min(1).max(255),
+    runId: z.uuid().optional(),
+    backend: z.enum(RUN_BACKENDS).default('scripted'),
+    scenarios: z.record(z.string().regex(/^[a-z][a-z0-9_]*$/), z.union([scenario, z.array(scenario).min(1)])).optional(),
+    timing: z
+      .object({
+        artifactTimeoutMs: z.number().int().positive().optional(),
+        stabilityMs: z.number().int().min(0).optional(),
+        pollMs: z.number().int().positive().optional(),
+        maxHungMs: z.number().int().positive().optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+export type StartRunBody = z.infer<typeof startRunBody>;
+
+export const startRunResponse = z.object({ runId: z.uuid(), workflowId: z.string() });
+
+export const runIdParams = z.object({ runId: z.uuid() });
+export const approvalParams = z.object({ runId: z.uuid(), approvalId: z.uuid() });
+
+export const listRunsQuery = z.object({
+  state: z.enum(RUN_STATES).optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: z.string().optional(),
+});
+
+export const eventsQuery = z.object({ after: z.coerce.number().int().min(0).default(0) });
+
+export const decisionBody = z
+  .object({
+    action: z.enum(DECISION_ACTIONS),
+    clientToken: z.string().min(1).max(200),
+    comment: z.string().max(10_000).optional(),
+    decidedBy: z.string().max(200).optional(),
+  })
+  .strict();
+
+export const abortBody = z.object({ clientToken: z.string().min(1).max(200), reason: z.string().max(2_000).optional() }).strict();
+
+export const errorResponse = z.object({
+  error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
+});
+
+/** Rows are returned as stored; the document describes them loosely. */
+export const anyObject = z.record(z.string(), z.unknown());
