@@ -117,7 +117,7 @@ export function createPromptActivities(deps: ActivityDeps) {
           phaseId: input.phaseId,
           type: input.kind === 'repair' ? 'prompt.repaired' : 'prompt.sent',
           idempotencyKey: promptKey,
-          payload: { dedupKey: envelope.dedupKey, uuid: envelope.uuid, kind: input.kind, attempt: input.attempt, sessionId: session.id, errors: input.errors ?? [] },
+          payload: { phaseKey: input.phaseKey, dedupKey: envelope.dedupKey, uuid: envelope.uuid, kind: input.kind, attempt: input.attempt, sessionId: session.id, errors: input.errors ?? [] },
         });
         await transitionPhase(tx, {
           phaseId: input.phaseId,

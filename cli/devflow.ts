@@ -1,18 +1,76 @@
-// The `devflow` command line.
+// The `devflow` command line. It talks to the HTTP API (DEVFLOW_API_URL, default from
+// DEVFLOW_API_HOST/PORT; DEVFLOW_API_TOKEN when set). Exit codes: see cli/api-client.ts EXIT.
 import { Command } from 'commander';
 import { runMain } from '../lib/main.ts';
+import { DevflowApi, EXIT } from './api-client.ts';
+import { abort, decide, listRuns, report, start, status, watch, withApiErrors } from './commands.ts';
+import { runDemo } from './demo.ts';
 import { up } from './stack/up.ts';
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+const api = () => new DevflowApi();
+const run = (name: string, command: () => Promise<number>) => runMain(name, () => withApiErrors(say, command));
 
 const program = new Command()
   .name('devflow')
   .description('Run AI coding agents through reviewed, multi-phase development work.')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  .exitOverride((error) => process.exit(error.exitCode === 0 ? EXIT.ok : EXIT.badInput));
 
 program
   .command('up')
   .description('start the local stack: embedded Postgres, Temporal dev server with Web UI, worker and API')
-  .action(async () => {
-    await runMain('up', () => up());
-  });
+  .action(() => runMain('up', () => up()));
+
+program
+  .command('start')
+  .description('start a run')
+  .requiredOption('--repo <path>', 'git repository to work on')
+  .requiredOption('--base <branch>', 'branch to start from')
+  .requiredOption('--requirements <file>', 'requirements document (markdown)')
+  .option('--template <id>', 'template name@version', 'development@1')
+  .option('--backend <backend>', 'scripted | tmux | fake', 'scripted')
+  .option('--scenario <phase=name...>', 'scripted agent scenario for a phase (repeatable)')
+  .option('--run-id <uuid>', 'choose the run id (starting the same id again is harmless)')
+  .action((options) => run('start', () => start(api(), options, say)));
+
+program
+  .command('runs')
+  .description('list runs, newest first')
+  .option('--state <state>', 'only runs in this state')
+  .option('--limit <n>', 'how many', '20')
+  .action((options) => run('runs', () => listRuns(api(), options, say)));
+
+program.command('status <runId>').description("a run's phases, gates and report").action((runId) => run('status', () => status(api(), runId, say)));
+
+program
+  .command('watch <runId>')
+  .description('follow a run live; exits 0 completed, 1 failed/aborted, 10 waiting at a gate')
+  .option('--until-end', 'keep watching through gates')
+  .action((runId, options) => run('watch', () => watch(api(), runId, say, options)));
+
+for (const action of ['approve', 'reject'] as const) {
+  program
+    .command(`${action} <runId>`)
+    .description(`${action} the run's pending gate`)
+    .option('--gate <key>', 'the gate, when several are pending')
+    .option('--comment <text>', 'why')
+    .option('--client-token <token>', 'idempotency token (repeat it to retry safely)')
+    .action((runId, options) => run(action, () => decide(api(), runId, action, options, say)));
+}
+
+program
+  .command('abort <runId>')
+  .description('abort a run')
+  .option('--reason <text>', 'why')
+  .action((runId, options) => run('abort', () => abort(api(), runId, options, say)));
+
+program.command('report <runId>').description("print a run's final report").action((runId) => run('report', () => report(api(), runId, say)));
+
+program
+  .command('demo')
+  .description('a development@1 run with the scripted agent, end to end through the API')
+  .option('--stop', 'stop the stack afterwards if the demo started it')
+  .action((options) => run('demo', () => runDemo({ stopAfter: Boolean(options.stop), say })));
 
 await program.parseAsync(process.argv);

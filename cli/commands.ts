@@ -1,0 +1,175 @@
+// What each `devflow` command does, through the HTTP API. Each returns its exit code.
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ApiCallError, DevflowApi, EXIT } from './api-client.ts';
+
+interface Phase {
+  phaseKey: string;
+  state: string;
+  attempts: number;
+  startedAt: string | null;
+}
+interface Approval {
+  id: string;
+  gateKey: string;
+  state: string;
+  phaseId: string | null;
+  payload: { kind?: string; reason?: string };
+}
+interface RunDetail {
+  run: { id: string; state: string; templateId: string; repoPath: string; baseBranch: string; createdAt: string; endedAt: string | null };
+  phases: Phase[];
+  approvals: Approval[];
+  finalReportPath: string | null;
+}
+interface RunEvent {
+  seq: number;
+  type: string;
+  createdAt: string;
+  payload: Record<string, unknown>;
+}
+
+type Say = (line: string) => void;
+const TERMINAL = new Set(['completed', 'failed', 'aborted']);
+
+export interface StartOptions {
+  repo: string;
+  base: string;
+  requirements: string;
+  template?: string;
+  backend?: string;
+  scenario?: string[];
+  runId?: string;
+}
+
+export async function start(api: DevflowApi, options: StartOptions, say: Say): Promise<number> {
+  const scenarios: Record<string, string> = {};
+  for (const pair of options.scenario ?? []) {
+    const [phase, name] = pair.split('=');
+    if (!phase || !name) {
+      say(`--scenario expects phase=name, got ${pair}`);
+      return EXIT.badInput;
+    }
+    scenarios[phase] = name;
+  }
+  const requirementsMd = await readFile(options.requirements, 'utf8').catch(() => undefined);
+  if (requirementsMd === undefined) {
+    say(`cannot read the requirements file ${options.requirements}`);
+    return EXIT.badInput;
+  }
+  const body = await api.post<{ runId: string; workflowId: string }>('/v1/runs', {
+    requirementsMd,
+    repoPath: path.resolve(options.repo),
+    baseBranch: options.base,
+    ...(options.template ? { template: options.template } : {}),
+    ...(options.backend ? { backend: options.backend } : {}),
+    ...(Object.keys(scenarios).length ? { scenarios } : {}),
+    ...(options.runId ? { runId: options.runId } : {}),
+  });
+  say(`started run ${body.runId} (workflow ${body.workflowId})`);
+  say(`follow it with: devflow watch ${body.runId}`);
+  return EXIT.ok;
+}
+
+export async function listRuns(api: DevflowApi, options: { state?: string; limit?: string }, say: Say): Promise<number> {
+  const query = new URLSearchParams({ ...(options.state ? { state: options.state } : {}), limit: options.limit ?? '20' });
+  const { runs } = await api.get<{ runs: RunDetail['run'][] }>(`/v1/runs?${query}`);
+  if (runs.length === 0) say('no runs');
+  for (const run of runs) say(`${run.id}  ${run.state.padEnd(17)}  ${run.templateId.padEnd(14)}  ${run.createdAt}  ${run.repoPath}@${run.baseBranch}`);
+  return EXIT.ok;
+}
+
+export function describeRun(detail: RunDetail): string[] {
+  const lines = [`run ${detail.run.id}: ${detail.run.state} (${detail.run.templateId} on ${detail.run.repoPath}@${detail.run.baseBranch})`];
+  for (const phase of detail.phases) lines.push(`  ${phase.phaseKey.padEnd(12)} ${phase.state.padEnd(18)} attempts ${phase.attempts}`);
+  for (const a of detail.approvals.filter((x) => x.state === 'pending')) {
+    lines.push(`  waiting at gate ${a.gateKey} (${a.payload.kind ?? 'approval'}${a.payload.reason ? `: ${a.payload.reason}` : ''}) — approval ${a.id}`);
+  }
+  if (detail.finalReportPath) lines.push(`  report: ${detail.finalReportPath}`);
+  return lines;
+}
+
+export async function status(api: DevflowApi, runId: string, say: Say): Promise<number> {
+  describeRun(await api.get<RunDetail>(`/v1/runs/${runId}`)).forEach((l) => say(l));
+  return EXIT.ok;
+}
+
+/**
+ * Prints the run's events live, with the current phase, attempt and elapsed time, until the
+ * run ends (0 completed, 1 failed or aborted) or waits at a gate (10).
+ */
+export async function watch(api: DevflowApi, runId: string, say: Say, options: { untilEnd?: boolean; cursor?: { seq: number } } = {}): Promise<number> {
+  await api.get<RunDetail>(`/v1/runs/${runId}`); // 404 early for an unknown run
+  const cursor = options.cursor ?? { seq: 0 };
+  let after = cursor.seq;
+  const phaseStarted = new Map<string, number>();
+  for (;;) {
+    const { events } = await api.get<{ events: RunEvent[] }>(`/v1/runs/${runId}/events?after=${after}`);
+    for (const event of events) {
+      after = cursor.seq = event.seq;
+      const phase = (event.payload.phaseKey as string | undefined) ?? '';
+      if (event.type === 'phase.started' && phase) phaseStarted.set(phase, Date.parse(event.createdAt));
+      const attempt = event.payload.attempt ? ` attempt ${event.payload.attempt}` : '';
+      const since = phase && phaseStarted.has(phase) ? ` +${((Date.parse(event.createdAt) - phaseStarted.get(phase)!) / 1000).toFixed(1)}s` : '';
+      say(`${String(event.seq).padStart(4)}  ${event.createdAt.slice(11, 23)}  ${event.type.padEnd(24)} ${phase}${attempt}${since}`);
+    }
+    const detail = await api.get<RunDetail>(`/v1/runs/${runId}`);
+    if (TERMINAL.has(detail.run.state) && detail.finalReportPath) {
+      say(`run ${detail.run.state}; report: ${detail.finalReportPath}`);
+      return detail.run.state === 'completed' ? EXIT.ok : EXIT.runEnded;
+    }
+    const gate = detail.approvals.find((a) => a.state === 'pending');
+    if (gate && !options.untilEnd && events.length === 0) {
+      say(`waiting at gate ${gate.gateKey}: devflow approve ${runId} --gate ${gate.gateKey}  (or reject, abort)`);
+      return EXIT.atGate;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+}
+
+export async function decide(api: DevflowApi, runId: string, action: 'approve' | 'reject', options: { gate?: string; comment?: string; clientToken?: string }, say: Say): Promise<number> {
+  const { approvals } = await api.get<{ approvals: Approval[] }>(`/v1/runs/${runId}/approvals`);
+  const pending = approvals.filter((a) => a.state === 'pending' && (!options.gate || a.gateKey === options.gate));
+  if (pending.length === 0) {
+    say(`run ${runId} has no pending approval${options.gate ? ` at gate ${options.gate}` : ''}`);
+    return EXIT.notFound;
+  }
+  if (pending.length > 1) {
+    say(`run ${runId} waits at several gates (${pending.map((a) => a.gateKey).join(', ')}); choose one with --gate`);
+    return EXIT.badInput;
+  }
+  const approval = pending[0]!;
+  await api.post(`/v1/runs/${runId}/approvals/${approval.id}`, {
+    action,
+    clientToken: options.clientToken ?? randomUUID(),
+    ...(options.comment ? { comment: options.comment } : {}),
+    decidedBy: process.env.USER ?? 'devflow-cli',
+  });
+  say(`${action === 'approve' ? 'approved' : 'rejected'} ${approval.gateKey} on run ${runId}`);
+  return EXIT.ok;
+}
+
+export async function abort(api: DevflowApi, runId: string, options: { reason?: string }, say: Say): Promise<number> {
+  const { status: code } = await api.request('POST', `/v1/runs/${runId}/abort`, { clientToken: randomUUID(), ...(options.reason ? { reason: options.reason } : {}) });
+  say(code === 200 ? `run ${runId} had already ended` : `abort sent to run ${runId}`);
+  return EXIT.ok;
+}
+
+export async function report(api: DevflowApi, runId: string, say: Say): Promise<number> {
+  say(await api.get<string>(`/v1/runs/${runId}/report`));
+  return EXIT.ok;
+}
+
+/** Runs a command, turning API errors into their message and exit code. */
+export async function withApiErrors(say: Say, command: () => Promise<number>): Promise<number> {
+  try {
+    return await command();
+  } catch (error) {
+    if (error instanceof ApiCallError) {
+      say(`devflow: ${error.message}`);
+      return error.exitCode;
+    }
+    throw error;
+  }
+}
