@@ -12,7 +12,29 @@ export class TmuxError extends Error {}
 
 /** A tmux server reached through one socket. Arguments are passed as-is, never through a shell. */
 export class TmuxServer {
+  private started: Promise<unknown> | undefined;
+
   constructor(readonly socket: string) {}
+
+  /**
+   * Starts the server once. Clients that each start a server on a fresh socket race, and the
+   * loser's sessions end up on a server the socket no longer reaches; so one start, shared.
+   * The server stays up without sessions (exit-empty off) so a run finishing cannot take it
+   * down under another run's new session; it keeps long histories for transcripts and a dead
+   * agent's pane for probing and capture.
+   */
+  ensureStarted(): Promise<unknown> {
+    this.started ??= this.run([
+      'start-server', ';',
+      'set-option', '-s', 'exit-empty', 'off', ';',
+      'set-option', '-g', 'history-limit', '100000', ';',
+      'set-option', '-g', 'remain-on-exit', 'on',
+    ]).catch((error) => {
+      this.started = undefined;
+      throw error;
+    });
+    return this.started;
+  }
 
   run(args: string[], input?: string): Promise<string> {
     return new Promise((resolve, reject) => {
@@ -52,6 +74,7 @@ export class TmuxServer {
   async killServer(): Promise<void> {
     for (const session of await this.sessionNames()) await this.killSession(session);
     await this.tryRun(['kill-server']);
+    this.started = undefined;
   }
 }
 
@@ -127,6 +150,7 @@ export class TmuxDriver implements SessionDriver {
   async start(t: SessionTarget): Promise<StartedSession> {
     const session = tmuxSessionName(t.runId);
     const command = ['--', ...this.preset.command];
+    await this.tmux.ensureStarted();
     if ((await this.tmux.sessionNames()).includes(session)) {
       const existing = await this.pane(t);
       if (existing) {
@@ -135,13 +159,7 @@ export class TmuxDriver implements SessionDriver {
       }
       await this.tmux.run(['new-window', '-d', '-t', `=${session}:`, '-n', t.roleId, '-c', t.cwd, ...command]);
     } else {
-      // History kept long enough for transcripts; a dead agent's pane stays for probing and capture.
-      await this.tmux.run([
-        'start-server', ';',
-        'set-option', '-g', 'history-limit', '100000', ';',
-        'set-option', '-g', 'remain-on-exit', 'on', ';',
-        'new-session', '-d', '-s', session, '-n', t.roleId, '-c', t.cwd, '-x', '220', '-y', '50', ...command,
-      ]);
+      await this.tmux.run(['new-session', '-d', '-s', session, '-n', t.roleId, '-c', t.cwd, '-x', '220', '-y', '50', ...command]);
     }
     return this.waitReady(t);
   }

@@ -94,6 +94,20 @@ describe('tmux backend', () => {
     await driver.dispose(t);
   });
 
+  it('keeps every session reachable when several runs start their first agents at once on a fresh server', async () => {
+    const fresh = new TmuxServer(path.join(root, 'fresh.sock'));
+    const freshDriver = new TmuxDriver(fresh, PRESETS.scripted);
+    const targets = Array.from({ length: 6 }, () => target('spec_writer'));
+    await Promise.all(targets.map((t) => freshDriver.start(t)));
+    // One run ending (its last session gone) must not take the server down under the others.
+    await freshDriver.dispose(targets[0]!);
+    const late = target('spec_writer');
+    await freshDriver.start(late);
+    for (const t of [...targets.slice(1), late]) expect(await freshDriver.resume(t)).toBe(true);
+    expect((await fresh.sessionNames()).sort()).toEqual([...targets.slice(1), late].map((t) => tmuxSessionName(t.runId)).sort());
+    await fresh.killServer();
+  });
+
   it('keeps the roles of one run side by side: starting or disposing one leaves the others', async () => {
     const spec = target('spec_writer');
     const implementer = { ...target('implementer'), runId: spec.runId };
