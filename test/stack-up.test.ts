@@ -1,7 +1,7 @@
 // `devflow up` as a person runs it: a real process tree of embedded Postgres, the Temporal
 // dev server with Web UI, worker and API; then Ctrl-C, and nothing may be left behind.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,7 +10,9 @@ import { Client, Connection } from '@temporalio/client';
 import pg from 'pg';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { isAlive, readPidFiles } from '../cli/stack/pid-files.ts';
+import { processAlive } from '../lib/processes.ts';
 import { waitFor } from '../lib/wait.ts';
+import { makeRepo } from './helpers/run-harness.ts';
 import { freePorts } from './helpers/ports.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -64,14 +66,16 @@ async function waitUntilUp(up: UpProcess): Promise<void> {
   });
 }
 
-/** Every process whose command line mentions `home`, and every child of those pids. */
+/** Every live process whose command line or working folder is under `home`, or whose parent is one of `pids`. */
 function processesOf(home: string, pids: number[]): string[] {
   const found: string[] = [];
   for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
     try {
+      if (!processAlive(Number(entry))) continue;
       const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ');
       const ppid = Number(readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
-      if (cmdline.includes(home) || pids.includes(ppid)) found.push(`${entry}: ${cmdline}`);
+      const cwd = readlinkSync(`/proc/${entry}/cwd`);
+      if (cmdline.includes(home) || cwd.startsWith(home) || pids.includes(ppid)) found.push(`${entry}: ${cmdline}`);
     } catch {
       // the process ended while we looked
     }
@@ -119,10 +123,24 @@ describe('devflow up', () => {
     expect(second.output()).toContain(`devflow is already running from ${home} (pid ${first.child.pid})`);
     expect([...pids.values()].every(isAlive)).toBe(true);
 
+    // A run with the scripted agent in tmux, waiting at its spec gate: its agent is alive.
+    const repo = makeRepo(home);
+    const started = await fetch(`http://127.0.0.1:${api}/v1/runs`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ requirementsMd: '# Stack test\n', repoPath: repo, baseBranch: 'main', backend: 'scripted' }),
+    });
+    expect(started.status).toBe(202);
+    const { runId } = (await started.json()) as { runId: string };
+    await waitFor('the run to wait at its spec gate', 60_000, async () => {
+      const body = (await (await fetch(`http://127.0.0.1:${api}/v1/runs/${runId}`)).json()) as { run: { state: string } };
+      return body.run.state === 'awaiting_approval';
+    });
+    expect(processesOf(home, []).some((p) => p.includes('scripted-agent.ts'))).toBe(true);
+
     // Ctrl-C in a terminal signals the whole foreground process group.
     process.kill(-first.child.pid!, 'SIGINT');
     expect(await first.exited).toBe(0);
-    expect(first.output()).toMatch(/stopped api[\s\S]*stopped worker[\s\S]*stopped temporal[\s\S]*stopped postgres/);
+    expect(first.output()).toMatch(/stopped api[\s\S]*stopped worker[\s\S]*stopped agent sessions \(tmux\)[\s\S]*stopped temporal[\s\S]*stopped postgres/);
     await expectNothingLeft(home, [...pids.values()]);
 
     // Started again, both Postgres rows and Temporal histories (SQLite file) are still there.

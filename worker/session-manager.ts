@@ -217,6 +217,8 @@ export class SessionManager {
       const timeout = new Promise<false>((resolve) => setTimeout(() => resolve(false), this.options.shutdownDrainMs ?? 10_000));
       drained = await Promise.race([new Promise<true>((resolve) => this.idle.push(() => resolve(true))), timeout]);
     }
+    // Live agents of unfinished runs stay for the next worker to resume; an empty server goes.
+    if ((await this.options.tmux.sessionNames()).length === 0) await this.options.tmux.killServer();
     await this.lockClient.query('select pg_advisory_unlock($1::bigint)', [sessionManagerLockKey(this.options.hostId).toString()]).catch(() => undefined);
     this.lockClient.release();
     return { drained };

@@ -12,6 +12,7 @@ import { prepareDatabase } from '../../db/prepare.ts';
 import { loadConfig, type DevflowConfig } from '../../lib/env.ts';
 import { DevflowError } from '../../lib/errors.ts';
 import { waitFor } from '../../lib/wait.ts';
+import { TmuxServer } from '../../sessions/tmux.ts';
 import { stackCheckWorkflow } from '../../workflows/stack-check.ts';
 import { SupervisedProcess } from './child-process.ts';
 import { commandLine, isAlive, readPidFiles, removePidFile, waitForExit, writePidFile } from './pid-files.ts';
@@ -135,6 +136,10 @@ async function startStack(
     await database.close();
   }
   check();
+
+  // Stopped after the worker: the agents' tmux server of this home, with every agent in it.
+  const tmux = new TmuxServer(config.tmuxSocket);
+  started.push({ name: 'agent sessions (tmux)', stop: () => tmux.killServer() });
 
   const childEnv = { ...env, DATABASE_URL: databaseUrl, TEMPORAL_ADDRESS: temporalAddress };
   for (const name of ['worker', 'api'] as const) {
