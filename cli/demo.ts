@@ -2,8 +2,7 @@
 // tmux, through the public API: the stack is brought up if needed, a throwaway git repository is
 // made, the spec gate is approved, and the report path and Web UI link are printed.
 // Exit 0 only if the run completed.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';

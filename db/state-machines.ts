@@ -47,7 +47,6 @@ export const DECISION_ACTIONS = ['approve', 'reject', 'abort'] as const;
 export type DecisionAction = (typeof DECISION_ACTIONS)[number];
 
 export const TERMINAL_RUN_STATES: ReadonlySet<RunState> = new Set(['completed', 'failed', 'aborted']);
-export const TERMINAL_SESSION_STATES: ReadonlySet<SessionState> = new Set(['FAILED_NEEDS_HUMAN']);
 
 type Table<S extends string> = Readonly<Record<S, readonly S[]>>;
 

@@ -30,7 +30,3 @@ export class DevflowError extends Error {
 export function isDevflowError(error: unknown, code?: string): error is DevflowError {
   return error instanceof DevflowError && (code === undefined || error.code === code);
 }
-
-export function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * True for a process that exists and has not exited. A zombie (exited, not yet reaped; on
@@ -24,4 +25,14 @@ export function processGroupOf(pid: number): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Waits until `pid` has exited; false if it is still alive after `timeoutMs`. */
+export async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (processAlive(pid)) {
+    if (Date.now() > deadline) return false;
+    await sleep(50);
+  }
+  return true;
 }

@@ -44,4 +44,3 @@ export const PRESETS = {
 } as const satisfies Record<string, AgentPreset>;
 
 export type PresetName = keyof typeof PRESETS;
-export const PRESET_NAMES = Object.keys(PRESETS) as PresetName[];

@@ -4,7 +4,7 @@
 import { execFile } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DevflowError } from '../lib/errors.ts';
-import { processAlive, processGroupOf } from '../lib/processes.ts';
+import { processAlive, processGroupOf, waitForExit } from '../lib/processes.ts';
 import type { ProbeResult, SessionDriver, SessionTarget, StartedSession, TranscriptChunk } from './driver.ts';
 import type { AgentPreset } from './presets.ts';
 
@@ -93,9 +93,7 @@ export async function killProcessGroup(pid: number, graceMs = 2_000): Promise<vo
   };
   if (!processAlive(pid)) return;
   signal('SIGTERM');
-  const deadline = Date.now() + graceMs;
-  while (processAlive(pid) && Date.now() < deadline) await sleep(50);
-  if (processAlive(pid)) signal('SIGKILL');
+  if (!(await waitForExit(pid, graceMs))) signal('SIGKILL');
 }
 
 interface PaneInfo {

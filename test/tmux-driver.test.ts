@@ -63,7 +63,8 @@ describe('tmux backend', () => {
     await driver.sendPrompt(busy, 'Role: busy\nScenario: timeout');
     await driver.sendPrompt(hung, 'Role: hung\nScenario: hang');
     await driver.sendPrompt(crashed, 'Role: crashed\nScenario: crash');
-    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    await waitFor('the hung agent to be silent 1.5 s and the crashed one gone', 10_000, async () =>
+      ((await driver.probe(hung)).outputAgeMs ?? 0) >= 1_500 && !(await driver.probe(crashed)).alive);
     const [b, h, c] = await Promise.all([driver.probe(busy), driver.probe(hung), driver.probe(crashed)]);
     expect(b).toEqual({ alive: true, outputAgeMs: expect.any(Number) });
     expect(b.outputAgeMs!).toBeLessThan(1_500);

@@ -3,8 +3,9 @@
 import { readFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { processAlive } from '../../lib/processes.ts';
+
+export { waitForExit } from '../../lib/processes.ts';
 
 export async function writePidFile(runDir: string, name: string, pid: number): Promise<void> {
   await mkdir(runDir, { recursive: true });
@@ -33,14 +34,4 @@ export function commandLine(pid: number): string {
   } catch {
     return '';
   }
-}
-
-/** Waits until `pid` has exited; false if it is still alive after `timeoutMs`. */
-export async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (isAlive(pid)) {
-    if (Date.now() > deadline) return false;
-    await sleep(100);
-  }
-  return true;
 }

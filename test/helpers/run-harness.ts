@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { asc, eq } from 'drizzle-orm';
@@ -209,8 +209,4 @@ export function useRunHarness(backend: HarnessBackend = 'fake'): RunHarness {
     },
   };
   return harness;
-}
-
-export async function writeFileInRepo(repo: string, name: string, text: string): Promise<void> {
-  await writeFile(path.join(repo, name), text);
 }
