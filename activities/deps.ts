@@ -8,6 +8,9 @@ export interface ActivityDeps {
   hostId: string;
   /** The task queue of this worker's host, where activities that touch its files and tmux run. */
   hostQueue: string;
+  /** How many times a new agent is started before a person is asked (default 3), and the pause between. */
+  agentStartTries?: number;
+  agentStartPauseMs?: number;
   /**
    * Test hook: called at named points between the side effects of an activity, so a test can
    * make it fail half-way and check that a retry ends in the same rows.

@@ -6,6 +6,7 @@ import { asc, eq, inArray } from 'drizzle-orm';
 import type { Database } from '../db/client.ts';
 import { appendEvent } from '../db/events.ts';
 import { approvalDecisions, approvalRequests, artifacts, runEvents, runPhases, runs } from '../db/schema.ts';
+import { runUsage, type RunUsage, type Tokens } from '../db/usage.ts';
 import { git } from '../lib/git.ts';
 import { runBranch, worktreePathFor } from './prepare-run.ts';
 
@@ -18,6 +19,7 @@ export interface ReportData {
   artifacts: (typeof artifacts.$inferSelect)[];
   gates: { request: typeof approvalRequests.$inferSelect; decisions: (typeof approvalDecisions.$inferSelect)[] }[];
   diffStat: string;
+  usage: RunUsage;
 }
 
 const when = (d: Date | null | undefined) => (d ? d.toISOString() : '—');
@@ -74,6 +76,15 @@ export function renderReport(data: ReportData): string {
       );
     }
   }
+  lines.push('', '## Agents and usage', '');
+  if (data.usage.sessions.length === 0) lines.push('No agent reported usage (the scripted and fake agents keep no logs).');
+  else {
+    const tokens = (t: Tokens) => `${t.inputTokens} | ${t.outputTokens} | ${t.cacheReadTokens} | ${t.cacheWriteTokens}`;
+    lines.push('| | agent | input tokens | output tokens | cache read | cache write |', '| --- | --- | --- | --- | --- | --- |');
+    for (const p of data.usage.phases) lines.push(`| phase ${p.phaseKey} | | ${tokens(p)} |`);
+    for (const u of data.usage.sessions) lines.push(`| role ${u.roleId} | ${u.backend} | ${tokens(u)} |`);
+    lines.push(`| **run** | | ${tokens(data.usage.total)} |`);
+  }
   lines.push('', '## Changes on the run branch', '', '```', data.diffStat.trimEnd() || 'no changes', '```', '');
   return lines.join('\n');
 }
@@ -105,6 +116,7 @@ export async function loadReportData(db: Database, runId: string, workspaceRoot:
     artifacts: artifactRows,
     gates: requests.map((request) => ({ request, decisions: decisions.filter((d) => d.approvalRequestId === request.id) })),
     diffStat: await diffStat(run!, workspaceRoot),
+    usage: await runUsage(db, runId),
   };
 }
 

@@ -1,16 +1,26 @@
 // Session activities: make sure a role has a ready agent, probe it when an artifact is late,
-// rebootstrap it, keep its transcript. Each step is a recorded state transition, so a retry
-// continues from the state the row is in.
+// rebootstrap it, keep its transcript and usage. Each step is a recorded state transition, so a
+// retry continues from the state the row is in.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { and, eq, ne, sql } from 'drizzle-orm';
 import { appendEvent, findEventByKey } from '../db/events.ts';
-import { tuiSessions, tuiTranscripts } from '../db/schema.ts';
+import { agentUsage, runPhases, tuiSessions, tuiTranscripts } from '../db/schema.ts';
 import { transitionSession, type TuiSession } from '../db/transitions.ts';
-import { DevflowError } from '../lib/errors.ts';
-import { classifyProbe, type ProbeClassification, type SessionTarget, type StartedSession } from '../sessions/driver.ts';
+import { DevflowError, isDevflowError } from '../lib/errors.ts';
+import { classifyProbe, type LaunchOptions, type ProbeClassification, type SessionTarget, type StartedSession } from '../sessions/driver.ts';
 import { checkpoint, type ActivityDeps } from './deps.ts';
 
 export function targetOf(session: TuiSession): SessionTarget {
-  return { sessionId: session.id, runId: session.runId, roleId: session.roleId, backend: session.backend, cwd: session.cwd };
+  return {
+    sessionId: session.id,
+    runId: session.runId,
+    roleId: session.roleId,
+    backend: session.backend,
+    cwd: session.cwd,
+    playback: session.playback,
+    agentSessionId: session.agentSessionId,
+    createdAt: session.createdAt,
+  };
 }
 
 function startedColumns(started: StartedSession) {
@@ -19,6 +29,7 @@ function startedColumns(started: StartedSession) {
     tmuxWindow: started.tmuxWindow ?? null,
     lastKnownPanePid: started.panePid ?? null,
     lastOutputAt: new Date(),
+    ...(started.agentSessionId ? { agentSessionId: started.agentSessionId } : {}),
   };
 }
 
@@ -27,6 +38,10 @@ export async function loadSession(deps: ActivityDeps, sessionId: string): Promis
   if (!session) throw new DevflowError({ errorClass: 'fatal', code: 'session_not_found', message: `session ${sessionId} does not exist` });
   return session;
 }
+
+/** How many times a new agent is started before a person is asked, and the pause between. */
+export const AGENT_START_TRIES = 3;
+const AGENT_START_PAUSE_MS = 2_000;
 
 export function createSessionActivities(deps: ActivityDeps) {
   const { db } = deps;
@@ -39,7 +54,25 @@ export function createSessionActivities(deps: ActivityDeps) {
     return row;
   }
 
-  /** CREATED|BOOTSTRAPPING -> READY: (re)start the agent process. */
+  /** Each first-run dialog the driver answers is recorded, with its screen, before it is answered. */
+  function recordDialogs(session: TuiSession, launch: string): LaunchOptions {
+    return {
+      onDialog: async (answered) => {
+        await appendEvent(db, {
+          runId: session.runId,
+          type: 'session.dialog_answered',
+          idempotencyKey: `session:${session.id}:dialog:${answered.dialog}:${launch}`,
+          payload: { sessionId: session.id, roleId: session.roleId, ...answered },
+        });
+      },
+    };
+  }
+
+  /**
+   * CREATED|BOOTSTRAPPING -> READY: (re)start the agent process. A start that fails is tried
+   * again a few times, seconds apart, each failure recorded with the screen it left; then a
+   * person is asked. A screen or dialog that needs a person stops at once.
+   */
   async function bootstrap(session: TuiSession): Promise<void> {
     const driver = deps.drivers.forBackend(session.backend);
     if (session.state === 'CREATED') {
@@ -47,7 +80,31 @@ export function createSessionActivities(deps: ActivityDeps) {
     } else {
       await driver.dispose(targetOf(session)); // a start that crashed half-way
     }
-    const started = await driver.start(targetOf(session));
+    const tries = deps.agentStartTries ?? AGENT_START_TRIES;
+    let started: StartedSession | undefined;
+    for (let attempt = 1; !started; attempt++) {
+      try {
+        started = await driver.start(targetOf(session), recordDialogs(session, `start:${attempt}`));
+      } catch (error) {
+        if (!isDevflowError(error) || error.errorClass !== 'recoverable') throw error;
+        await appendEvent(db, {
+          runId: session.runId,
+          type: 'session.start_failed',
+          idempotencyKey: `session:${session.id}:start-failed:${attempt}`,
+          payload: { sessionId: session.id, roleId: session.roleId, attempt, of: tries, code: error.code, message: error.message, screen: error.details?.screen ?? null },
+        });
+        if (attempt >= tries) {
+          throw new DevflowError({
+            errorClass: 'human_required',
+            code: 'agent_start_failed',
+            message: `the ${session.backend} agent for ${session.roleId} did not start (${tries} tries): ${error.message}`,
+            recoveryHint: error.recoveryHint,
+            details: { ...error.details, sessionId: session.id },
+          });
+        }
+        await sleep(deps.agentStartPauseMs ?? AGENT_START_PAUSE_MS);
+      }
+    }
     checkpoint(deps, 'ensureSession:started');
     await transitionSession(db, {
       sessionId: session.id,
@@ -71,7 +128,8 @@ export function createSessionActivities(deps: ActivityDeps) {
       })).row;
     }
     if (current.state === 'RESUMING') {
-      const started = await driver.rebootstrap(targetOf(current));
+      // With its conversation where the agent kept one; the event says which.
+      const started = await driver.rebootstrap(targetOf(current), recordDialogs(current, cycle));
       checkpoint(deps, 'rebootstrap:restarted');
       current = (await transitionSession(db, {
         sessionId: session.id,
@@ -85,12 +143,35 @@ export function createSessionActivities(deps: ActivityDeps) {
     }
   }
 
+  /** Reads the agent's usage from its logs and rewrites this session's rows with it. */
+  async function recordUsage(session: TuiSession): Promise<void> {
+    const driver = deps.drivers.forBackend(session.backend);
+    const usage = await driver.usage?.(targetOf(session));
+    if (!usage) return;
+    const phases = await db.select({ id: runPhases.id, key: runPhases.phaseKey }).from(runPhases).where(eq(runPhases.runId, session.runId));
+    const phaseId = new Map(phases.map((p) => [p.key, p.id]));
+    await db.transaction(async (tx) => {
+      for (const phase of usage.phases) {
+        const id = phaseId.get(phase.phaseKey);
+        if (!id) continue;
+        const values = { inputTokens: phase.inputTokens, outputTokens: phase.outputTokens, cacheReadTokens: phase.cacheReadTokens, cacheWriteTokens: phase.cacheWriteTokens };
+        await tx
+          .insert(agentUsage)
+          .values({ sessionId: session.id, phaseId: id, runId: session.runId, ...values })
+          .onConflictDoUpdate({ target: [agentUsage.sessionId, agentUsage.phaseId], set: { ...values, updatedAt: sql`now()` } });
+      }
+      if (usage.agentSessionId && usage.agentSessionId !== session.agentSessionId) {
+        await tx.update(tuiSessions).set({ agentSessionId: usage.agentSessionId }).where(eq(tuiSessions.id, session.id));
+      }
+    });
+  }
+
   return {
     /**
      * A ready session for (run, role): the live one if its agent is still there, recovered if
      * it was left timed out or crashed, otherwise a new one (replacing one that is gone).
      */
-    async ensureSession(input: { runId: string; roleId: string; backend: string; cwd: string }): Promise<{ sessionId: string }> {
+    async ensureSession(input: { runId: string; roleId: string; backend: string; cwd: string; playback?: boolean }): Promise<{ sessionId: string }> {
       let session = await liveSession(input.runId, input.roleId);
       if (session && ['READY', 'BUSY', 'WAITING_FOR_APPROVAL'].includes(session.state)) {
         if (await deps.drivers.forBackend(session.backend).resume(targetOf(session))) {
@@ -107,13 +188,16 @@ export function createSessionActivities(deps: ActivityDeps) {
         session = undefined;
       }
       if (!session) {
-        await db.insert(tuiSessions).values({ runId: input.runId, roleId: input.roleId, backend: input.backend, cwd: input.cwd, hostId: deps.hostId }).onConflictDoNothing();
+        await db
+          .insert(tuiSessions)
+          .values({ runId: input.runId, roleId: input.roleId, backend: input.backend, cwd: input.cwd, hostId: deps.hostId, playback: input.playback ?? false })
+          .onConflictDoNothing();
         session = (await liveSession(input.runId, input.roleId))!;
         await appendEvent(db, {
           runId: input.runId,
           type: 'session.created',
           idempotencyKey: `session:${session.id}:created`,
-          payload: { sessionId: session.id, roleId: input.roleId, backend: input.backend },
+          payload: { sessionId: session.id, roleId: input.roleId, backend: input.backend, playback: session.playback },
         });
       }
       if (session.state === 'CREATED' || session.state === 'BOOTSTRAPPING') await bootstrap(session);
@@ -146,9 +230,10 @@ export function createSessionActivities(deps: ActivityDeps) {
       await recover(await loadSession(deps, input.sessionId), input.cycle);
     },
 
-    /** Stores what the session printed since the last capture. */
+    /** Stores what the session printed since the last capture, and the tokens its agent has used. */
     async captureTranscript(input: { sessionId: string }): Promise<{ captured: number }> {
       const session = await loadSession(deps, input.sessionId);
+      await recordUsage(session);
       const chunks = await deps.drivers.forBackend(session.backend).captureTranscript(targetOf(session), session.lastCaptureSeq);
       if (chunks.length === 0) return { captured: 0 };
       await db.transaction(async (tx) => {

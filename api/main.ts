@@ -25,6 +25,7 @@ await runMain('api', async () => {
     namespace: config.temporal.namespace,
     taskQueue: config.taskQueue,
     maxConcurrentRuns: config.maxConcurrentRuns,
+    configuredAgent: config.agentPreset,
     workspaceRoot: config.workspaceRoot,
     token: config.api.token,
     logger,

@@ -14,11 +14,15 @@ import { writeRunReport } from '../activities/report.ts';
 import { recordDecision } from '../db/approvals.ts';
 import { listEvents } from '../db/events.ts';
 import { createRun } from '../db/runs.ts';
+import { runUsage } from '../db/usage.ts';
 import { approvalDecisions, approvalRequests, artifacts, runPhases, runs, tuiSessions, workflowTemplates } from '../db/schema.ts';
 import { TERMINAL_RUN_STATES } from '../db/state-machines.ts';
 import { abortBody, anyObject, approvalParams, decisionBody, errorResponse, eventsQuery, listRunsQuery, runIdParams, startRunBody, startRunResponse } from '../schemas/api.ts';
 import { abortSignal, decisionSignal, runWorkflowId, type RunInput } from '../workflows/messages.ts';
 import { REPO, RUN_ID, RUN_STATE, TEMPLATE } from '../workflows/search-attributes.ts';
+import type { TemplateDefinition } from '../schemas/registry-files.ts';
+import { findAgentCli } from '../sessions/agent-cli.ts';
+import { checkAgentsInstalled, chooseAgents, personasOf } from './run-agents.ts';
 import { ApiError, isUnavailable, type ApiDeps } from './server.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
@@ -52,8 +56,11 @@ export function registerRunRoutes(app: App, deps: RunRouteDeps): void {
 
   app.post('/v1/runs', { schema: { summary: 'Start a run', body: startRunBody, response: { 202: startRunResponse, ...errors } } }, async (request, reply) => {
     const body = request.body;
-    const [template] = await db.select({ id: workflowTemplates.id }).from(workflowTemplates).where(eq(workflowTemplates.id, body.template));
+    const [template] = await db.select().from(workflowTemplates).where(eq(workflowTemplates.id, body.template));
     if (!template) throw new ApiError(400, 'template_not_found', `template ${body.template} is not registered`, { issues: [{ field: 'body.template', message: 'unknown template' }] });
+    const definition = template.definition as TemplateDefinition;
+    const agents = chooseAgents(definition, await personasOf(db, definition), body, deps.configuredAgent ?? 'claude-code');
+    await checkAgentsInstalled(agents, deps.findAgent ?? ((agent) => findAgentCli(agent)));
     await checkRunSource(body.repoPath, body.baseBranch);
     if (!(await deps.temporalReachable())) throw new ApiError(503, 'temporal_unavailable', 'Temporal is unreachable; nothing was started');
 
@@ -71,7 +78,8 @@ export function registerRunRoutes(app: App, deps: RunRouteDeps): void {
 
     const input: RunInput = {
       runId, templateId: body.template, repoPath: body.repoPath, baseBranch: body.baseBranch, requirementsMd: body.requirementsMd,
-      backend: body.backend, ...(body.scenarios ? { scenarios: body.scenarios } : {}), ...(body.timing ? { timing: body.timing } : {}),
+      backend: body.backend ?? 'tmux', agents, ...(body.playback ? { playback: true } : {}),
+      ...(body.scenarios ? { scenarios: body.scenarios } : {}), ...(body.timing ? { timing: body.timing } : {}),
     };
     const workflowId = runWorkflowId(runId);
     try {
@@ -116,13 +124,14 @@ export function registerRunRoutes(app: App, deps: RunRouteDeps): void {
 
   app.get('/v1/runs/:runId', { schema: { summary: 'A run with its phases, sessions, artifacts and approvals', params: runIdParams, response: { 200: anyObject, ...errors } } }, async (request) => {
     const run = await runOr404(request.params.runId);
-    const [phases, sessions, artifactRows, approvals] = await Promise.all([
+    const [phases, sessions, artifactRows, approvals, usage] = await Promise.all([
       db.select().from(runPhases).where(eq(runPhases.runId, run.id)).orderBy(asc(runPhases.ordinal)),
       db.select().from(tuiSessions).where(eq(tuiSessions.runId, run.id)).orderBy(asc(tuiSessions.createdAt)),
       db.select().from(artifacts).where(eq(artifacts.runId, run.id)).orderBy(asc(artifacts.createdAt)),
       approvalsOf(run.id),
+      runUsage(db, run.id),
     ]);
-    return { run, phases, sessions, artifacts: artifactRows, approvals, finalReportPath: run.finalReportPath };
+    return { run, phases, sessions, artifacts: artifactRows, approvals, usage, finalReportPath: run.finalReportPath };
   });
 
   async function approvalsOf(runId: string) {

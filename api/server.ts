@@ -16,6 +16,7 @@ import { agentPersonas, workflowTemplates } from '../db/schema.ts';
 import { isDevflowError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import { anyObject } from '../schemas/api.ts';
+import type { RealAgent, ResolvedAgentCli } from '../sessions/agent-cli.ts';
 import { registerRunRoutes } from './runs.ts';
 
 export interface ApiDeps {
@@ -28,6 +29,10 @@ export interface ApiDeps {
   workspaceRoot: string;
   /** When set, every route but health needs `Authorization: Bearer <token>`. */
   token?: string;
+  /** The real agent roles use when neither the request nor their persona names one (default claude-code). */
+  configuredAgent?: RealAgent;
+  /** Finds a real agent's program on this host (default: as the worker does). */
+  findAgent?: (agent: RealAgent) => Promise<ResolvedAgentCli | undefined>;
   logger?: Logger;
 }
 

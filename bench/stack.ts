@@ -17,7 +17,8 @@ import { prepareDatabase } from '../db/prepare.ts';
 import { FakeSessionDriver } from '../sessions/fake.ts';
 import { sessionDrivers } from '../sessions/index.ts';
 import { PRESETS } from '../sessions/presets.ts';
-import { TmuxDriver, TmuxServer } from '../sessions/tmux.ts';
+import { TmuxDriver } from '../sessions/tmux-driver.ts';
+import { TmuxServer } from '../sessions/tmux.ts';
 import { createDevflowWorkers } from '../worker/worker.ts';
 
 export const freePort = () =>

@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { DEFAULT_TEMPLATE } from '../schemas/api.ts';
 import { ApiCallError, DevflowApi, EXIT } from './api-client.ts';
 
 interface Phase {
@@ -15,12 +16,27 @@ interface Approval {
   gateKey: string;
   state: string;
   phaseId: string | null;
-  payload: { kind?: string; reason?: string };
+  payload: { kind?: string; reason?: string; hint?: string };
+}
+interface Session {
+  id: string;
+  roleId: string;
+  backend: string;
+  state: string;
+  playback: boolean;
+  agentSessionId: string | null;
+  tmuxSession: string | null;
+}
+interface Tokens {
+  inputTokens: number;
+  outputTokens: number;
 }
 interface RunDetail {
   run: { id: string; state: string; templateId: string; repoPath: string; baseBranch: string; createdAt: string; endedAt: string | null };
   phases: Phase[];
+  sessions: Session[];
   approvals: Approval[];
+  usage?: { total: Tokens; phases: (Tokens & { phaseKey: string })[]; sessions: (Tokens & { sessionId: string })[] };
   finalReportPath: string | null;
 }
 interface RunEvent {
@@ -39,6 +55,9 @@ export interface StartOptions {
   requirements: string;
   template?: string;
   backend?: string;
+  /** `name` for every role, or `role=name` (repeatable). */
+  agent?: string[];
+  playback?: boolean;
   scenario?: string[];
   runId?: string;
 }
@@ -53,6 +72,27 @@ export async function start(api: DevflowApi, options: StartOptions, say: Say): P
     }
     scenarios[phase] = name;
   }
+  const agents: Record<string, string> = {};
+  let everyRole: string | undefined;
+  for (const choice of options.agent ?? []) {
+    const [role, name] = choice.includes('=') ? choice.split('=') : [undefined, choice];
+    if (!name || role === '') {
+      say(`--agent expects name or role=name, got ${choice}`);
+      return EXIT.badInput;
+    }
+    if (role) agents[role] = name;
+    else everyRole = name;
+  }
+  if (everyRole && options.backend) {
+    say('--agent <name> for every role and --backend say the same thing: give one');
+    return EXIT.badInput;
+  }
+  const backend = everyRole ? (everyRole === 'scripted' || everyRole === 'fake' ? everyRole : undefined) : options.backend;
+  if (everyRole && !backend) {
+    // A real agent for every role: name it for each role the API does not get from elsewhere.
+    const template = await templateRoles(api, options.template);
+    for (const role of template) agents[role] ??= everyRole;
+  }
   const requirementsMd = await readFile(options.requirements, 'utf8').catch(() => undefined);
   if (requirementsMd === undefined) {
     say(`cannot read the requirements file ${options.requirements}`);
@@ -63,13 +103,23 @@ export async function start(api: DevflowApi, options: StartOptions, say: Say): P
     repoPath: path.resolve(options.repo),
     baseBranch: options.base,
     ...(options.template ? { template: options.template } : {}),
-    ...(options.backend ? { backend: options.backend } : {}),
+    ...(backend ? { backend } : {}),
+    ...(Object.keys(agents).length ? { agents } : {}),
+    ...(options.playback ? { playback: true } : {}),
     ...(Object.keys(scenarios).length ? { scenarios } : {}),
     ...(options.runId ? { runId: options.runId } : {}),
   });
   say(`started run ${body.runId} (workflow ${body.workflowId})`);
   say(`follow it with: devflow watch ${body.runId}`);
   return EXIT.ok;
+}
+
+/** The roles of a template (the API's default one when none is named). */
+async function templateRoles(api: DevflowApi, templateId: string | undefined): Promise<string[]> {
+  const { templates } = await api.get<{ templates: { id: string; definition: { roles: Record<string, unknown> } }[]; defaultTemplate?: string }>('/v1/templates');
+  const id = templateId ?? DEFAULT_TEMPLATE;
+  const template = templates.find((t) => t.id === id);
+  return template ? Object.keys(template.definition.roles) : [];
 }
 
 export async function listRuns(api: DevflowApi, options: { state?: string; limit?: string }, say: Say): Promise<number> {
@@ -82,9 +132,18 @@ export async function listRuns(api: DevflowApi, options: { state?: string; limit
 
 export function describeRun(detail: RunDetail): string[] {
   const lines = [`run ${detail.run.id}: ${detail.run.state} (${detail.run.templateId} on ${detail.run.repoPath}@${detail.run.baseBranch})`];
-  for (const phase of detail.phases) lines.push(`  ${phase.phaseKey.padEnd(12)} ${phase.state.padEnd(18)} attempts ${phase.attempts}`);
+  const usage = new Map((detail.usage?.phases ?? []).map((u) => [u.phaseKey, u]));
+  const tokens = (u: Tokens | undefined) => (u ? `  tokens in ${u.inputTokens} out ${u.outputTokens}` : '');
+  for (const phase of detail.phases) lines.push(`  ${phase.phaseKey.padEnd(12)} ${phase.state.padEnd(18)} attempts ${phase.attempts}${tokens(usage.get(phase.phaseKey))}`);
+  const sessionUsage = new Map((detail.usage?.sessions ?? []).map((u) => [u.sessionId, u]));
+  for (const session of detail.sessions ?? []) {
+    const agent = `${session.backend}${session.playback ? ' (playback model)' : ''}`;
+    lines.push(`  session ${session.roleId.padEnd(12)} ${session.state.padEnd(20)} ${agent}${session.agentSessionId ? ` conversation ${session.agentSessionId}` : ''}${tokens(sessionUsage.get(session.id))}`);
+  }
+  if (detail.usage && detail.usage.total.inputTokens + detail.usage.total.outputTokens > 0) lines.push(`  usage: ${tokens(detail.usage.total).trim()}`);
   for (const a of detail.approvals.filter((x) => x.state === 'pending')) {
     lines.push(`  waiting at gate ${a.gateKey} (${a.payload.kind ?? 'approval'}${a.payload.reason ? `: ${a.payload.reason}` : ''}) — approval ${a.id}`);
+    if (a.payload.hint) lines.push(...a.payload.hint.split('\n').map((l) => `    | ${l}`));
   }
   if (detail.finalReportPath) lines.push(`  report: ${detail.finalReportPath}`);
   return lines;

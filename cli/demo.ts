@@ -1,7 +1,8 @@
-// `npm run demo`: from nothing to a completed development@1 run with the scripted agent in real
-// tmux, through the public API: the stack is brought up if needed, a throwaway git repository is
-// made, the spec gate is approved, and the report path and Web UI link are printed.
-// Exit 0 only if the run completed.
+// `npm run demo`: from nothing to a completed run through the public API, with the scripted agent
+// in real tmux or (`--agent claude-code|codex`) a real agent CLI that talks to devflow's local
+// playback model, offline and with no key. The stack is brought up if needed, the agent installed
+// into devflow's cache if missing, a throwaway git repository made, the spec gate approved, and
+// the report path, usage and Web UI link printed. Exit 0 only if the run completed.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
@@ -9,6 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../lib/env.ts';
+import { DEFAULT_TEMPLATE } from '../schemas/api.ts';
+import { ensureAgentCli, isRealAgent, REAL_AGENTS } from '../sessions/agent-cli.ts';
 import { DevflowApi, EXIT } from './api-client.ts';
 import { decide, watch } from './commands.ts';
 
@@ -55,10 +58,26 @@ function throwawayRepo(root: string): string {
   return repo;
 }
 
-export async function runDemo(options: { stopAfter: boolean; say: (line: string) => void }): Promise<number> {
+/** The template's every role, given to one agent. */
+async function everyRole(api: DevflowApi, agent: string): Promise<Record<string, string>> {
+  const { templates } = await api.get<{ templates: { id: string; definition: { roles: Record<string, unknown> } }[] }>('/v1/templates');
+  const roles = Object.keys(templates.find((t) => t.id === DEFAULT_TEMPLATE)?.definition.roles ?? {});
+  return Object.fromEntries(roles.map((role) => [role, agent]));
+}
+
+export async function runDemo(options: { stopAfter: boolean; agent?: string; say: (line: string) => void }): Promise<number> {
   const { say } = options;
+  const agent = options.agent ?? 'scripted';
+  if (agent !== 'scripted' && !isRealAgent(agent)) {
+    say(`--agent: choose scripted, ${REAL_AGENTS.join(' or ')} (got ${agent})`);
+    return EXIT.badInput;
+  }
   const config = loadConfig();
   const api = new DevflowApi();
+  if (isRealAgent(agent)) {
+    const cli = await ensureAgentCli(agent, { log: say });
+    say(`${agent} ${cli.version} from ${cli.path}; it will talk to devflow's playback model (offline, no key)`);
+  }
   let stack: ChildProcess | undefined;
   if (await apiReady(api)) {
     say(`using the devflow API at ${api.baseUrl}`);
@@ -69,8 +88,9 @@ export async function runDemo(options: { stopAfter: boolean; say: (line: string)
   try {
     const repo = throwawayRepo(await mkdtemp(path.join(os.tmpdir(), 'devflow-demo-')));
     const requirementsMd = '# Greeting\n\nAdd a `hello.sh` script that prints "hello, world".\n';
-    const { runId } = await api.post<{ runId: string }>('/v1/runs', { requirementsMd, repoPath: repo, baseBranch: 'main', backend: 'scripted' });
-    say(`run ${runId} started on ${repo}@main with the scripted agent`);
+    const choice = isRealAgent(agent) ? { agents: await everyRole(api, agent), playback: true } : { backend: 'scripted' };
+    const { runId } = await api.post<{ runId: string }>('/v1/runs', { requirementsMd, repoPath: repo, baseBranch: 'main', ...choice });
+    say(`run ${runId} started on ${repo}@main with ${isRealAgent(agent) ? `${agent} on the playback model` : 'the scripted agent'}`);
     say(`  watch the agents: tmux -S ${config.tmuxSocket} attach -t devflow-${runId.slice(0, 8)}`);
 
     const cursor = { seq: 0 };
@@ -79,10 +99,11 @@ export async function runDemo(options: { stopAfter: boolean; say: (line: string)
       await decide(api, runId, 'approve', { gate: 'spec_approved', comment: 'approved by the demo' }, say);
       code = await watch(api, runId, say, { untilEnd: true, cursor });
     }
-    const detail = await api.get<{ run: { state: string }; finalReportPath: string | null }>(`/v1/runs/${runId}`);
+    const detail = await api.get<{ run: { state: string }; finalReportPath: string | null; usage?: { total: { inputTokens: number; outputTokens: number } } }>(`/v1/runs/${runId}`);
     say('');
     say(`run ${runId}: ${detail.run.state}`);
     say(`report:  ${detail.finalReportPath}`);
+    if (detail.usage?.total.inputTokens) say(`usage:   ${detail.usage.total.inputTokens} input and ${detail.usage.total.outputTokens} output tokens, from the agents' own logs`);
     if (config.temporal.address) say(`Web UI:  find it in your Temporal Web UI by DevflowRunId = "${runId}"`);
     else say(`Web UI:  http://127.0.0.1:${config.temporal.uiPort}/namespaces/${config.temporal.namespace}/workflows/devflow-run:${runId}`);
     return detail.run.state === 'completed' && code === EXIT.ok ? EXIT.ok : EXIT.runEnded;

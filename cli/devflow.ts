@@ -4,6 +4,9 @@ import { Command } from 'commander';
 import { runMain } from '../lib/main.ts';
 import { DevflowApi, EXIT } from './api-client.ts';
 import { abort, decide, listRuns, report, start, status, watch, withApiErrors } from './commands.ts';
+import { REAL_AGENTS } from '../sessions/agent-cli.ts';
+import { DEFAULT_TEMPLATE } from '../schemas/api.ts';
+import { installAgents, listAgents } from './agents.ts';
 import { runDemo } from './demo.ts';
 import { up } from './stack/up.ts';
 
@@ -28,9 +31,11 @@ program
   .requiredOption('--repo <path>', 'git repository to work on')
   .requiredOption('--base <branch>', 'branch to start from')
   .requiredOption('--requirements <file>', 'requirements document (markdown)')
-  .option('--template <id>', 'template name@version', 'development@1')
-  .option('--backend <backend>', 'scripted | tmux | fake', 'scripted')
-  .option('--scenario <phase=name...>', 'scripted agent scenario for a phase (repeatable)')
+  .option('--template <id>', `template name@version (default ${DEFAULT_TEMPLATE})`)
+  .option('--agent <[role=]name...>', 'claude-code | codex | scripted, for every role or one role (repeatable); default: persona, then DEVFLOW_AGENT_PRESET')
+  .option('--backend <backend>', 'every role: scripted | tmux (the configured real agent) | fake')
+  .option('--playback', "real agents talk to devflow's local playback model (offline, plays --scenario)")
+  .option('--scenario <phase=name...>', 'scenario a phase plays (scripted agent or playback model; repeatable)')
   .option('--run-id <uuid>', 'choose the run id (starting the same id again is harmless)')
   .action((options) => run('start', () => start(api(), options, say)));
 
@@ -69,8 +74,19 @@ program.command('report <runId>').description("print a run's final report").acti
 
 program
   .command('demo')
-  .description('a development@1 run with the scripted agent, end to end through the API')
+  .description(`a ${DEFAULT_TEMPLATE} run end to end through the API: the scripted agent, or a real one on the playback model`)
+  .option('--agent <name>', 'scripted | claude-code | codex (installed into devflow\'s cache when missing)', 'scripted')
   .option('--stop', 'stop the stack afterwards if the demo started it')
-  .action((options) => run('demo', () => runDemo({ stopAfter: Boolean(options.stop), say })));
+  .action((options) => run('demo', () => runDemo({ stopAfter: Boolean(options.stop), agent: options.agent, say })));
+
+const agents = program.command('agents').description('the real agent CLIs devflow drives: where they are found, and installing them');
+agents
+  .command('list', { isDefault: true })
+  .description('show each agent: installed where, which version, which version devflow pins')
+  .action(() => runMain('agents', () => listAgents(say)));
+agents
+  .command('install [agent...]')
+  .description(`install the pinned version into devflow's cache (default: ${REAL_AGENTS.join(' and ')})`)
+  .action((names: string[]) => runMain('agents', () => installAgents(names, say)));
 
 await program.parseAsync(process.argv);

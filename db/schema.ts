@@ -2,6 +2,7 @@
 // generated from this file with `npm run db:generate` and committed.
 import { sql } from 'drizzle-orm';
 import {
+  bigint,
   bigserial,
   boolean,
   index,
@@ -147,6 +148,10 @@ export const tuiSessions = pgTable(
     lastKnownPanePid: integer('last_known_pane_pid'),
     lastCaptureSeq: integer('last_capture_seq').notNull().default(0),
     lastOutputAt: moment('last_output_at'),
+    /** The agent's own id for its conversation (what it resumes with), once known. */
+    agentSessionId: text('agent_session_id'),
+    /** The agent talks to devflow's playback model (offline demos and tests), not its own. */
+    playback: boolean('playback').notNull().default(false),
     createdAt: createdAt(),
     updatedAt: moment('updated_at').notNull().defaultNow(),
   },
@@ -169,6 +174,31 @@ export const tuiTranscripts = pgTable(
     capturedAt: moment('captured_at').notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.sessionId, t.seq] })],
+);
+
+/**
+ * Tokens an agent session used on a phase, read from the agent's own logs. Rewritten whole each
+ * time it is read (the logs hold the totals), so reading twice never counts twice.
+ */
+export const agentUsage = pgTable(
+  'agent_usage',
+  {
+    sessionId: uuid('session_id')
+      .notNull()
+      .references(() => tuiSessions.id),
+    phaseId: uuid('phase_id')
+      .notNull()
+      .references(() => runPhases.id),
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id),
+    inputTokens: bigint('input_tokens', { mode: 'number' }).notNull(),
+    outputTokens: bigint('output_tokens', { mode: 'number' }).notNull(),
+    cacheReadTokens: bigint('cache_read_tokens', { mode: 'number' }).notNull().default(0),
+    cacheWriteTokens: bigint('cache_write_tokens', { mode: 'number' }).notNull().default(0),
+    updatedAt: moment('updated_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.sessionId, t.phaseId] }), index('agent_usage_run').on(t.runId)],
 );
 
 export const artifacts = pgTable(

@@ -163,5 +163,8 @@ export const EVENT_TYPES = [
   'session.waiting',
   'session.resuming',
   'session.rebootstrapped',
+  // Real agents: a first-run dialog answered by rule (with its screen), a start that failed.
+  'session.dialog_answered',
+  'session.start_failed',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];

@@ -45,6 +45,12 @@ const envSchema = z
     TEMPORAL_CLI_PATH: optionalText,
     DEVFLOW_HOST_ID: z.string().trim().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, dash, underscore').optional(),
     DEVFLOW_AGENT_PRESET: z.enum(['claude-code', 'codex']).default('claude-code'),
+    DEVFLOW_AGENT_TRUST_WORKTREE: z.enum(['yes', 'ask']).default('yes'),
+    DEVFLOW_AGENT_PERMISSIONS: z.enum(['bypass', 'ask']).default('bypass'),
+    DEVFLOW_AGENT_READY_TIMEOUT_MS: z.coerce.number().int().min(1_000).default(60_000),
+    DEVFLOW_PLAYBACK_PORT: port.default(7480),
+    DEVFLOW_CLAUDE_CODE_PATH: optionalText,
+    DEVFLOW_CODEX_PATH: optionalText,
     DEVFLOW_SHUTDOWN_DRAIN_MS: z.coerce.number().int().min(0).default(10_000),
     DEVFLOW_LOG_LEVEL: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -81,8 +87,18 @@ export interface DevflowConfig {
   /** This worker host: its tmux server and host-bound activities (`devflow-host:<hostId>`). */
   hostId: string;
   tmuxSocket: string;
-  /** The agent the `tmux` backend runs. */
+  /** The real agent runs use unless a persona or the request names another (and what `tmux` runs). */
   agentPreset: 'claude-code' | 'codex';
+  agents: {
+    /** Answer an agent's "trust this folder?" for a run worktree, or ask a person. */
+    trustWorktree: boolean;
+    /** Start agents without their permission prompts, or with them (each one then stops the run for a person). */
+    bypassPermissions: boolean;
+    readyTimeoutMs: number;
+    /** Config folders of the agents that talk to devflow's playback model, and its port (fixed, so agents outlive a worker restart). */
+    playbackHome: string;
+    playbackPort: number;
+  };
   shutdownDrainMs: number;
   maxConcurrentRuns: number;
   logLevel: string;
@@ -128,6 +144,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): DevflowConf
     hostId: env.DEVFLOW_HOST_ID ?? os.hostname().replace(/[^A-Za-z0-9._-]/g, '-'),
     tmuxSocket: path.join(home, 'tmux.sock'),
     agentPreset: env.DEVFLOW_AGENT_PRESET,
+    agents: {
+      trustWorktree: env.DEVFLOW_AGENT_TRUST_WORKTREE === 'yes',
+      bypassPermissions: env.DEVFLOW_AGENT_PERMISSIONS === 'bypass',
+      readyTimeoutMs: env.DEVFLOW_AGENT_READY_TIMEOUT_MS,
+      playbackHome: path.join(home, 'agents', 'playback'),
+      playbackPort: env.DEVFLOW_PLAYBACK_PORT,
+    },
     shutdownDrainMs: env.DEVFLOW_SHUTDOWN_DRAIN_MS,
     maxConcurrentRuns: env.DEVFLOW_MAX_CONCURRENT_RUNS,
     logLevel: env.DEVFLOW_LOG_LEVEL,

@@ -4,16 +4,26 @@ import { DECISION_ACTIONS, RUN_STATES } from '../db/state-machines.ts';
 import { SCENARIOS } from '../sessions/scenarios.ts';
 import { RUN_BACKENDS } from '../workflows/messages.ts';
 
+/** The template a run uses when the request names none. */
+export const DEFAULT_TEMPLATE = 'development@2';
+/** What a role's agent can be (the fake one only exists on workers built for tests). */
+export const RUN_AGENTS = ['claude-code', 'codex', 'scripted', 'fake'] as const;
+
 const scenario = z.enum(SCENARIOS);
 
 export const startRunBody = z
   .object({
-    template: z.string().regex(/^[a-z][a-z0-9-]*@[1-9][0-9]*$/, 'name@version').default('development@1'),
+    template: z.string().regex(/^[a-z][a-z0-9-]*@[1-9][0-9]*$/, 'name@version').default(DEFAULT_TEMPLATE),
     requirementsMd: z.string().trim().min(1, 'must not be empty').max(1_000_000),
     repoPath: z.string().min(1).refine((p) => p.startsWith('/'), 'must be an absolute path'),
     baseBranch: z.string().min(1).max(255),
     runId: z.uuid().optional(),
-    backend: z.enum(RUN_BACKENDS).default('scripted'),
+    /** Every role's agent, unless `agents` names it: `tmux` = this host's configured real agent. */
+    backend: z.enum(RUN_BACKENDS).optional(),
+    /** An agent per role; roles not named use `backend`, then their persona's agent, then the configured one. */
+    agents: z.record(z.string().regex(/^[a-z][a-z0-9_]*$/), z.enum(RUN_AGENTS)).optional(),
+    /** Real agents talk to devflow's local playback model (offline, no key; it plays `scenarios`). */
+    playback: z.boolean().optional(),
     scenarios: z.record(z.string().regex(/^[a-z][a-z0-9_]*$/), z.union([scenario, z.array(scenario).min(1)])).optional(),
     timing: z
       .object({

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { DevflowError } from '../lib/errors.ts';
+import { AGENT_NAMES } from '../sessions/presets.ts';
 import { isArtifactSchemaId } from './artifacts.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -21,7 +22,10 @@ export const personaDefinition = z
     version: z.number().int().positive(),
     title: z.string().min(1),
     instructions: z.string().min(1),
-    defaultBackend: z.enum(BACKENDS),
+    /** The agent this role uses unless a run names another; none = the host's configured agent. */
+    agent: z.enum(AGENT_NAMES).optional(),
+    /** Version-1 personas named a backend instead (`tmux` = the configured agent). */
+    defaultBackend: z.enum(BACKENDS).optional(),
   })
   .strict();
 export type PersonaDefinition = z.infer<typeof personaDefinition>;

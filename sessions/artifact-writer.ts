@@ -38,6 +38,8 @@ export async function writeScenarioArtifact(
 ): Promise<boolean> {
   switch (scenario) {
     case 'ok':
+    case 'rate_limited':
+    case 'overloaded':
       await writeAtomically(file, `${JSON.stringify(sampleArtifact(schemaId), null, 2)}\n`);
       return true;
     case 'slow':

@@ -1,6 +1,7 @@
 // How devflow drives one agent session. Backends: `fake` (in memory, tests), and the tmux
-// backends (`tmux` for real agents, `scripted` for devflow's own scripted agent).
-// Activities only talk to this interface, so it is kept narrow.
+// backends (`scripted` for devflow's own scripted agent, `claude-code` and `codex` for the real
+// agents, `tmux` for the host's configured real agent). Activities only talk to this interface.
+import type { PhaseUsage } from './agent-logs.ts';
 
 export interface SessionTarget {
   sessionId: string;
@@ -8,6 +9,26 @@ export interface SessionTarget {
   roleId: string;
   backend: string;
   cwd: string;
+  /** The agent talks to devflow's playback model instead of its own. */
+  playback?: boolean;
+  /** The agent's own id for its conversation, once known. */
+  agentSessionId?: string | null;
+  /** When the session was created: conversations older than this are not its own. */
+  createdAt?: Date;
+}
+
+/** A first-run dialog devflow answered by rule, reported so it is recorded with its screen. */
+export interface AnsweredDialog {
+  dialog: string;
+  rule: string;
+  answer: string;
+  describe: string;
+  screen: string;
+}
+
+export interface LaunchOptions {
+  /** Called before each dialog is answered; a failure here leaves the dialog unanswered. */
+  onDialog?: (answered: AnsweredDialog) => Promise<void>;
 }
 
 export interface StartedSession {
@@ -16,6 +37,12 @@ export interface StartedSession {
   panePid?: number;
   /** The agent's process group (tmux makes the pane process a session leader: same as its pid). */
   processGroup?: number;
+  /** The agent's conversation id, when known at start. */
+  agentSessionId?: string | null;
+  /** True when the agent continued an earlier conversation. */
+  resumed?: boolean;
+  /** The agent program and its version, for real agents. */
+  agent?: { binary: string; version: string };
 }
 
 export type ProbeClassification = 'ARTIFACT_TIMEOUT' | 'HUNG' | 'CRASHED' | 'tmux_liveness_only';
@@ -33,18 +60,26 @@ export interface TranscriptChunk {
   chunk: string;
 }
 
+export interface SessionUsage {
+  /** The agent's conversation id, found in its logs. */
+  agentSessionId: string | null;
+  phases: PhaseUsage[];
+}
+
 export interface SessionDriver {
   /** Starts the agent process; resolves when it is ready for a prompt. */
-  start(target: SessionTarget): Promise<StartedSession>;
+  start(target: SessionTarget, options?: LaunchOptions): Promise<StartedSession>;
   /** True if the session's process is still there and usable (after a worker restart). */
   resume(target: SessionTarget): Promise<boolean>;
   /** Delivers a prompt verbatim; throws a recoverable DevflowError when delivery fails. */
   sendPrompt(target: SessionTarget, text: string): Promise<void>;
   probe(target: SessionTarget): Promise<ProbeResult>;
-  /** Replaces a timed-out, hung or crashed agent process with a fresh one. */
-  rebootstrap(target: SessionTarget): Promise<StartedSession>;
+  /** Replaces a timed-out, hung or crashed agent process, continuing its conversation if it can. */
+  rebootstrap(target: SessionTarget, options?: LaunchOptions): Promise<StartedSession>;
   /** Output captured since `afterSeq`. */
   captureTranscript(target: SessionTarget, afterSeq: number): Promise<TranscriptChunk[]>;
+  /** Tokens the agent used, per phase, read from its own logs; undefined when it keeps none. */
+  usage?(target: SessionTarget): Promise<SessionUsage | undefined>;
   dispose(target: SessionTarget): Promise<void>;
 }
 

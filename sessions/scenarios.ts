@@ -9,6 +9,10 @@ export const SCENARIOS = [
   'crash', // exit
   'slow', // write a valid artifact non-atomically, in chunks
   'send_fail', // fake backend only: prompt delivery fails
+  // Real agents on the playback model only: the model API answers 429 (or 529 overloaded) once
+  // and the agent retries by itself; every other agent treats them as `ok`.
+  'rate_limited',
+  'overloaded',
 ] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 

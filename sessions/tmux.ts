@@ -1,12 +1,8 @@
-// The tmux backends: one tmux server per devflow home (its own socket), a tmux session per run
-// (`devflow-<runId8>`), a window per role. Prompts go through a tmux paste buffer fed on stdin,
-// so no shell ever sees their text.
+// The tmux server agents live in: one per devflow home (its own socket), a tmux session per run
+// (`devflow-<runId8>`), a window per role. Arguments go to tmux as-is, never through a shell.
 import { execFile } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DevflowError } from '../lib/errors.ts';
-import { processAlive, processGroupOf, waitForExit } from '../lib/processes.ts';
-import type { ProbeResult, SessionDriver, SessionTarget, StartedSession, TranscriptChunk } from './driver.ts';
-import type { AgentPreset } from './presets.ts';
+import { processAlive, processGroupMembers } from '../lib/processes.ts';
 
 export class TmuxError extends Error {}
 
@@ -28,7 +24,9 @@ export class TmuxServer {
       'start-server', ';',
       'set-option', '-s', 'exit-empty', 'off', ';',
       'set-option', '-g', 'history-limit', '100000', ';',
-      'set-option', '-g', 'remain-on-exit', 'on',
+      'set-option', '-g', 'remain-on-exit', 'on', ';',
+      // Agents that track focus (Claude Code) otherwise print a hint about it in their footer.
+      'set-option', '-g', 'focus-events', 'on',
     ]).catch((error) => {
       this.started = undefined;
       throw error;
@@ -82,7 +80,11 @@ export function tmuxSessionName(runId: string): string {
   return `devflow-${runId.slice(0, 8)}`;
 }
 
-/** The pane's process is a session leader: its pid is its process group. */
+/**
+ * The pane's process is a session leader: its pid is its process group, which holds everything
+ * the agent started (Codex's native binary under its Node wrapper, say). The whole group goes,
+ * even when its leader is already gone.
+ */
 export async function killProcessGroup(pid: number, graceMs = 2_000): Promise<void> {
   const signal = (s: NodeJS.Signals) => {
     try {
@@ -91,128 +93,9 @@ export async function killProcessGroup(pid: number, graceMs = 2_000): Promise<vo
       // already gone
     }
   };
-  if (!processAlive(pid)) return;
+  if (!processAlive(pid) && processGroupMembers(pid).length === 0) return;
   signal('SIGTERM');
-  if (!(await waitForExit(pid, graceMs))) signal('SIGKILL');
-}
-
-interface PaneInfo {
-  dead: boolean;
-  pid: number;
-  activity: number;
-}
-
-export interface TmuxDriverOptions {
-  readyTimeoutMs?: number;
-}
-
-export class TmuxDriver implements SessionDriver {
-  constructor(
-    private readonly tmux: TmuxServer,
-    private readonly preset: AgentPreset,
-    private readonly options: TmuxDriverOptions = {},
-  ) {}
-
-  /** Exact session and window names: tmux would otherwise fall back to the current window. */
-  private target(t: SessionTarget): string {
-    return `=${tmuxSessionName(t.runId)}:=${t.roleId}`;
-  }
-
-  private async pane(t: SessionTarget): Promise<PaneInfo | undefined> {
-    const out = await this.tmux.tryRun(['display-message', '-p', '-t', this.target(t), '#{window_name} #{pane_dead} #{pane_pid} #{window_activity}']);
-    const [window, dead, pid, activity] = (out ?? '').trim().split(' ');
-    if (window !== t.roleId) return undefined; // not this role's window
-    return { dead: dead === '1', pid: Number(pid), activity: Number(activity) * 1000 };
-  }
-
-  private async waitReady(t: SessionTarget): Promise<StartedSession> {
-    const pattern = new RegExp(this.preset.readyPattern, 'm');
-    const deadline = Date.now() + (this.options.readyTimeoutMs ?? 20_000);
-    let screen = '';
-    while (Date.now() < deadline) {
-      const pane = await this.pane(t);
-      screen = (await this.tmux.tryRun(['capture-pane', '-p', '-J', '-t', this.target(t)])) ?? '';
-      if (pane && !pane.dead && pattern.test(screen)) {
-        return { tmuxSession: tmuxSessionName(t.runId), tmuxWindow: t.roleId, panePid: pane.pid, processGroup: processGroupOf(pane.pid) ?? pane.pid };
-      }
-      if (pane?.dead) break;
-      await sleep(50);
-    }
-    throw new DevflowError({
-      errorClass: 'recoverable',
-      code: 'agent_start_failed',
-      message: `the ${this.preset.name} agent for ${t.roleId} did not show /${this.preset.readyPattern}/; its screen:\n${screen.trimEnd().slice(-1500)}`,
-    });
-  }
-
-  async start(t: SessionTarget): Promise<StartedSession> {
-    const session = tmuxSessionName(t.runId);
-    const command = ['--', ...this.preset.command];
-    await this.tmux.ensureStarted();
-    if ((await this.tmux.sessionNames()).includes(session)) {
-      const existing = await this.pane(t);
-      if (existing) {
-        await killProcessGroup(existing.pid);
-        await this.tmux.tryRun(['kill-window', '-t', this.target(t)]);
-      }
-      await this.tmux.run(['new-window', '-d', '-t', `=${session}:`, '-n', t.roleId, '-c', t.cwd, ...command]);
-    } else {
-      await this.tmux.run(['new-session', '-d', '-s', session, '-n', t.roleId, '-c', t.cwd, '-x', '220', '-y', '50', ...command]);
-    }
-    return this.waitReady(t);
-  }
-
-  async resume(t: SessionTarget): Promise<boolean> {
-    const pane = await this.pane(t);
-    return pane !== undefined && !pane.dead && processAlive(pane.pid);
-  }
-
-  async sendPrompt(t: SessionTarget, text: string): Promise<void> {
-    const pane = await this.pane(t);
-    if (!pane || pane.dead) {
-      throw new DevflowError({ errorClass: 'recoverable', code: 'prompt_send_failed', message: `no live agent pane for ${t.roleId} in ${tmuxSessionName(t.runId)}` });
-    }
-    const buffer = `devflow-${t.sessionId}`;
-    try {
-      await this.tmux.run(['load-buffer', '-b', buffer, '-'], text);
-      // -p: bracketed paste when the agent asked for it; -r: newlines stay newlines.
-      await this.tmux.run(['paste-buffer', '-d', '-p', '-r', '-b', buffer, '-t', this.target(t)]);
-      await this.tmux.run(['send-keys', '-t', this.target(t), ...this.preset.submitKeys]);
-    } catch (error) {
-      throw new DevflowError({ errorClass: 'recoverable', code: 'prompt_send_failed', message: (error as Error).message });
-    }
-  }
-
-  async probe(t: SessionTarget): Promise<ProbeResult> {
-    const pane = await this.pane(t);
-    if (!pane || pane.dead || !processAlive(pane.pid)) return { alive: false, outputAgeMs: undefined };
-    if (this.preset.livenessOnly) {
-      return { alive: true, outputAgeMs: undefined, hint: `the ${this.preset.name} agent redraws its screen constantly, so silence cannot be measured; look at the pane (tmux -S ${this.tmux.socket} attach -t ${tmuxSessionName(t.runId)})` };
-    }
-    return { alive: true, outputAgeMs: Math.max(0, Date.now() - pane.activity) };
-  }
-
-  async rebootstrap(t: SessionTarget): Promise<StartedSession> {
-    const pane = await this.pane(t);
-    if (!pane) return this.start(t);
-    await killProcessGroup(pane.pid);
-    await this.tmux.run(['respawn-pane', '-k', '-t', this.target(t), '-c', t.cwd, '--', ...this.preset.command]);
-    return this.waitReady(t);
-  }
-
-  /** The pane's whole history; a chunk's seq is the number of lines captured up to its end. */
-  async captureTranscript(t: SessionTarget, afterSeq: number): Promise<TranscriptChunk[]> {
-    const text = await this.tmux.tryRun(['capture-pane', '-p', '-J', '-S', '-', '-E', '-', '-t', this.target(t)]);
-    if (text === undefined) return [];
-    const lines = text.replace(/\n+$/, '').split('\n');
-    if (lines.length <= afterSeq) return [];
-    return [{ seq: lines.length, chunk: `${lines.slice(afterSeq).join('\n')}\n` }];
-  }
-
-  async dispose(t: SessionTarget): Promise<void> {
-    const pane = await this.pane(t);
-    if (!pane) return;
-    await killProcessGroup(pane.pid);
-    await this.tmux.tryRun(['kill-window', '-t', this.target(t)]);
-  }
+  const deadline = Date.now() + graceMs;
+  while (processGroupMembers(pid).length > 0 && Date.now() < deadline) await sleep(50);
+  if (processGroupMembers(pid).length > 0) signal('SIGKILL');
 }

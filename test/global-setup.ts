@@ -10,7 +10,9 @@ import { resolveTemporalCli } from '../cli/stack/temporal-cli.ts';
 import { startTemporalDevServer } from '../cli/stack/temporal-server.ts';
 import { connectDatabase } from '../db/client.ts';
 import { prepareDatabase } from '../db/prepare.ts';
+import { devflowCacheDir } from '../lib/executables.ts';
 import { processAlive } from '../lib/processes.ts';
+import { ensureAgentCli, REAL_AGENTS } from '../sessions/agent-cli.ts';
 import { freePorts } from './helpers/ports.ts';
 
 declare module 'vitest' {
@@ -27,6 +29,11 @@ export default async function setup(project: TestProject) {
   await chmod(home, 0o755); // as root, Postgres runs as the postgres user, who must reach it
   const cli = await resolveTemporalCli({ log: say });
   say(`Temporal CLI from ${cli.source}: ${cli.path}`);
+  // The real agents, pinned, from devflow's cache (installed there once per machine).
+  for (const agent of REAL_AGENTS) {
+    const found = await ensureAgentCli(agent, { searchPath: false, log: say });
+    say(`${agent} ${found.version} from ${found.source}: ${found.path}`);
+  }
   const [pgPort, temporalPort] = await freePorts(2);
 
   const postgres = await startEmbeddedPostgres({ dir: path.join(home, 'pg'), port: pgPort!, log: say });
@@ -50,29 +57,41 @@ export default async function setup(project: TestProject) {
   project.provide('temporalCliPath', cli.path);
 
   return async () => {
-    // Every test cleans up its agents; one still running here is a leak worth failing for.
-    const leftovers = leftoverAgents();
-    for (const pid of leftovers) process.kill(pid, 'SIGKILL');
+    // Every test cleans up its agents and tmux servers; one still running here is a leak worth failing for.
+    const leftovers = leftoverProcesses();
+    for (const { pid } of leftovers) process.kill(pid, 'SIGKILL');
     await temporal.stop();
     await postgres.stop();
     await rm(home, { recursive: true, force: true });
-    if (leftovers.length > 0) throw new Error(`scripted agents left running after the suite (killed now): ${leftovers.join(', ')}`);
+    if (leftovers.length > 0) {
+      throw new Error(`processes left running after the suite (killed now):\n${leftovers.map((p) => `  ${p.pid} ${p.what}: ${p.command}`).join('\n')}`);
+    }
   };
 }
 
-/** Scripted agent processes started by this suite (their folders are under the temp dir) still alive. */
-function leftoverAgents(): number[] {
-  const pids: number[] = [];
+/**
+ * What this suite started that is still alive: scripted agents, real agents (Claude Code, Codex
+ * and anything they left, such as a Codex daemon) and tmux servers, all recognised by their
+ * folders under the temp dir or the agents' cache.
+ */
+function leftoverProcesses(): { pid: number; what: string; command: string }[] {
+  const found: { pid: number; what: string; command: string }[] = [];
+  const ours = (folder: string) => folder.startsWith(path.join(os.tmpdir(), 'devflow-'));
+  const agentsCache = path.join(devflowCacheDir(), 'agents');
   for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
     try {
-      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      // The agent itself (node ... scripted-agent.ts), not a tmux server whose start command named it.
-      if (path.basename(argv[0] ?? '') !== 'node' || !argv.some((a) => a.endsWith('scripted-agent.ts'))) continue;
-      if (!readlinkSync(`/proc/${entry}/cwd`).startsWith(path.join(os.tmpdir(), 'devflow-'))) continue;
-      if (processAlive(Number(entry))) pids.push(Number(entry));
+      const pid = Number(entry);
+      if (pid === process.pid || !processAlive(pid)) continue;
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      const command = argv.join(' ').slice(0, 200);
+      const exe = argv[0] ?? '';
+      const cwd = readlinkSync(`/proc/${entry}/cwd`);
+      if (path.basename(exe) === 'node' && argv.some((a) => a.endsWith('scripted-agent.ts')) && ours(cwd)) found.push({ pid, what: 'scripted agent', command });
+      else if (path.basename(exe).startsWith('tmux') && argv.some((a) => ours(a))) found.push({ pid, what: 'tmux server', command });
+      else if ((exe.startsWith(agentsCache) || argv.some((a) => a.startsWith(agentsCache))) && (ours(cwd) || argv.includes('app-server'))) found.push({ pid, what: 'real agent', command });
     } catch {
       // ended while we looked
     }
   }
-  return pids;
+  return found;
 }

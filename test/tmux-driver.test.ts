@@ -10,7 +10,8 @@ import { processAlive } from '../lib/processes.ts';
 import { waitFor } from '../lib/wait.ts';
 import type { SessionTarget } from '../sessions/driver.ts';
 import { PRESETS } from '../sessions/presets.ts';
-import { TmuxDriver, TmuxServer, tmuxSessionName } from '../sessions/tmux.ts';
+import { TmuxDriver } from '../sessions/tmux-driver.ts';
+import { TmuxServer, tmuxSessionName } from '../sessions/tmux.ts';
 
 let root = '';
 let tmux: TmuxServer;

@@ -8,9 +8,9 @@ import { hostTaskQueue, loadConfig, resolvedServices } from '../lib/env.ts';
 import { createLogger } from '../lib/logger.ts';
 import { runMain } from '../lib/main.ts';
 import { FakeSessionDriver } from '../sessions/fake.ts';
-import { sessionDrivers } from '../sessions/index.ts';
-import { PRESETS } from '../sessions/presets.ts';
-import { TmuxDriver, TmuxServer } from '../sessions/tmux.ts';
+import { agentDrivers } from '../sessions/index.ts';
+import { PlaybackAgents } from '../sessions/playback-model/agents.ts';
+import { TmuxServer } from '../sessions/tmux.ts';
 import { runWorkflowId, sessionLostSignal } from '../workflows/messages.ts';
 import { ensureSearchAttributes } from './search-attributes.ts';
 import { SessionManager } from './session-manager.ts';
@@ -32,12 +32,19 @@ await runMain('worker', async () => {
   const added = await ensureSearchAttributes(clientConnection, config.temporal.namespace);
   if (added.length > 0) log.info({ added }, 'registered search attributes');
 
-  // One tmux server per devflow home; `scripted` runs devflow's scripted agent, `tmux` a real one.
+  // One tmux server per devflow home, where the scripted agent and the real ones live; the
+  // playback model starts when the first session that talks to it does.
   const tmux = new TmuxServer(config.tmuxSocket);
-  const drivers = sessionDrivers({
+  const playback = new PlaybackAgents(config.agents.playbackHome, { port: config.agents.playbackPort });
+  const drivers = agentDrivers({
+    tmux,
+    configured: config.agentPreset,
     fake: new FakeSessionDriver(),
-    scripted: new TmuxDriver(tmux, PRESETS.scripted),
-    tmux: new TmuxDriver(tmux, PRESETS[config.agentPreset]),
+    playback,
+    driver: {
+      readyTimeoutMs: config.agents.readyTimeoutMs,
+      settings: { trustWorktree: config.agents.trustWorktree, bypassPermissions: config.agents.bypassPermissions },
+    },
   });
   const sessions = await SessionManager.start({
     db: database.db,
@@ -81,6 +88,7 @@ await runMain('worker', async () => {
   process.send?.({ type: 'ready' });
   await workers.run();
   const { drained } = await sessions.shutdown();
+  await playback.close();
   log.info({ drained }, 'session operations drained');
   await connection.close();
   await clientConnection.close();

@@ -23,7 +23,12 @@ export interface RunInput {
   repoPath: string;
   baseBranch: string;
   requirementsMd: string;
+  /** The agent of every role not named in `agents`. */
   backend: RunBackend;
+  /** The agent of each role, chosen when the run was started (persona default, or the request). */
+  agents?: Record<string, string>;
+  /** Real agents talk to devflow's playback model (offline demos and tests) instead of their own. */
+  playback?: boolean;
   scenarios?: Record<string, PhaseScenarios>;
   timing?: RunTiming;
 }

@@ -7,6 +7,7 @@ import {
   CancellationScope,
   condition,
   isCancellation,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -63,9 +64,15 @@ function act<K extends Name>(options: ActivityOptions, name: K, summary: string,
 
 const DEFAULT_TIMING = { stabilityMs: 500, pollMs: 250, maxHungMs: 5 * 60_000 };
 
+// Changes to the command sequence, each behind its patch so runs started before it replay.
+/** An agent that cannot be started (after bounded tries) or is stopped at a screen: a human gate, not a failed run. */
+const GATE_ON_AGENT_START = 'gate-on-agent-start-failure';
+/** The agent's transcript and usage are kept before an approval gate, so a person sees them while deciding. */
+const CAPTURE_BEFORE_APPROVAL = 'capture-before-approval-gate';
+
 type AttemptResult =
   | { kind: 'valid'; attempt: number }
-  | { kind: 'gate'; attempt: number; gateKey: string; reason: string; hint?: string; sessionTo: 'CRASHED' | 'FAILED_NEEDS_HUMAN' };
+  | { kind: 'gate'; attempt: number; gateKey: string; reason: string; hint?: string; sessionTo: 'CRASHED' | 'FAILED_NEEDS_HUMAN'; sessionId?: string };
 
 export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
   const { runId } = input;
@@ -145,10 +152,25 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
   // ---- one phase: attempts until a valid artifact (and its gate), or the run ends -------------
   async function runPhase(run: PreparedRun, phase: PreparedPhase): Promise<RunOutcome | undefined> {
     const attempts = { count: 0 };
+    const agent = input.agents?.[phase.roleId] ?? input.backend;
     const ensure = () =>
-      act(onHost(STEP), 'ensureSession', `${phase.key}: ready a ${input.backend} session for ${phase.roleId}`, {
-        runId, roleId: phase.roleId, backend: input.backend, cwd: run.worktreePath,
+      act(onHost(STEP), 'ensureSession', `${phase.key}: ready a ${agent} session for ${phase.roleId}`, {
+        runId, roleId: phase.roleId, backend: agent, cwd: run.worktreePath, ...(input.playback ? { playback: true } : {}),
       });
+    /** A ready session, or (an agent that needs a person to start) a failed attempt at a human gate. */
+    const ensureOrGate = async (kind: PromptKind): Promise<{ sessionId: string } | AttemptResult> => {
+      try {
+        return await ensure();
+      } catch (error) {
+        const failure = failureOf(error);
+        if (isCancellation(error) || failure?.errorClass !== 'human_required' || !patched(GATE_ON_AGENT_START)) throw error;
+        const attempt = ++attempts.count;
+        show({ phaseKey: phase.key, attempt });
+        await act(STEP, 'beginAttempt', `${phase.key}: attempt ${attempt} (${kind}): the agent did not start`, { phaseId: phase.id, attempt, kind });
+        const sessionId = typeof failure.details.sessionId === 'string' ? failure.details.sessionId : undefined;
+        return { kind: 'gate', attempt, gateKey: 'session_recovery_required', reason: failure.summary, hint: failure.hint, sessionTo: 'FAILED_NEEDS_HUMAN', ...(sessionId ? { sessionId } : {}) };
+      }
+    };
     let sessionId = '';
     let kind: PromptKind = 'initial';
     for (;;) {
@@ -157,7 +179,9 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
       let result: AttemptResult | 'passed' | { end: RunOutcome };
       try {
         result = await current.scope.run(async () => {
-          ({ sessionId } = await ensure());
+          const ensured = await ensureOrGate(kind);
+          if ('kind' in ensured) return ensured;
+          ({ sessionId } = ensured);
           const attempt = await attemptPhase(run, phase, sessionId, kind, attempts);
           return attempt.kind === 'valid' && phase.gate ? await approvalGate(phase, sessionId, attempt.attempt) : attempt;
         });
@@ -182,9 +206,10 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
         return undefined;
       }
       // Keep what the agent printed before its session is marked failed (and maybe replaced).
-      await act(onHost(STEP), 'captureTranscript', `${phase.key}: keep the ${phase.roleId} transcript`, { sessionId });
+      const gated = result.sessionId ?? sessionId;
+      if (gated) await act(onHost(STEP), 'captureTranscript', `${phase.key}: keep the ${phase.roleId} transcript`, { sessionId: gated });
       const { approvalRequestId } = await act(STEP, 'openHumanGate', `${phase.key}: human gate ${result.gateKey}`, {
-        runId, phaseId: phase.id, sessionId, sessionTo: result.sessionTo, gateKey: result.gateKey, attempt: result.attempt, reason: result.reason, hint: result.hint,
+        runId, phaseId: phase.id, sessionId: gated || null, sessionTo: gated ? result.sessionTo : null, gateKey: result.gateKey, attempt: result.attempt, reason: result.reason, hint: result.hint,
       });
       const action = await decide({ approvalRequestId, gateKey: result.gateKey, kind: 'human', phaseKey: phase.key }, 'paused');
       if (action !== 'approve') return ended(action, `human gate ${result.gateKey} at phase ${phase.key} (${result.reason})`);
@@ -197,6 +222,9 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
   /** A valid artifact on a gated phase: a person approves (phase done) or ends the run. */
   async function approvalGate(phase: PreparedPhase, sessionId: string, attempt: number): Promise<'passed' | { end: RunOutcome }> {
     const gateKey = phase.gate!;
+    if (patched(CAPTURE_BEFORE_APPROVAL)) {
+      await act(onHost(STEP), 'captureTranscript', `${phase.key}: keep the ${phase.roleId} transcript and usage`, { sessionId });
+    }
     const { approvalRequestId } = await act(STEP, 'openApprovalGate', `${phase.key}: ask for ${gateKey}`, { runId, phaseId: phase.id, sessionId, gateKey, attempt });
     const action = await decide({ approvalRequestId, gateKey, kind: 'approval', phaseKey: phase.key }, 'awaiting_approval');
     if (action !== 'approve') return { end: ended(action, `gate ${gateKey} at phase ${phase.key}`) };
@@ -251,7 +279,7 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
           await act(onHost(DELIVERY), 'rebootstrapSession', `${phase.key}: restart the ${probe.classification} session`, { sessionId, cycle });
         } catch (error) {
           if (isCancellation(error)) throw error;
-          return gate('session_recovery_required', describe(error), 'FAILED_NEEDS_HUMAN');
+          return gate('session_recovery_required', describe(error), 'FAILED_NEEDS_HUMAN', failureOf(error)?.hint);
         }
         errors = [`no artifact was written within ${timeoutMs} ms (session ${probe.classification}); the session was restarted`];
       }
@@ -275,6 +303,27 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
 
 function ended(action: DecisionAction, where: string): RunOutcome {
   return action === 'abort' ? { state: 'aborted', reason: `aborted at ${where}` } : { state: 'failed', reason: `rejected at ${where}` };
+}
+
+interface FailureInfo {
+  errorClass: string;
+  code: string | undefined;
+  /** `code: message`, as a gate's reason. */
+  summary: string;
+  /** What a person sees at the gate: the agent's screen when there is one, and what to do. */
+  hint: string | undefined;
+  details: Record<string, unknown>;
+}
+
+/** What an activity's DevflowError carried across Temporal (see activities/failures.ts). */
+function failureOf(error: unknown): FailureInfo | undefined {
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  if (!(cause instanceof ApplicationFailure)) return undefined;
+  const carried = (cause.details?.[0] ?? {}) as { code?: string; recoveryHint?: string | null; details?: Record<string, unknown> | null };
+  const details = carried.details ?? {};
+  const screen = typeof details.screen === 'string' ? details.screen : undefined;
+  const parts = [screen, carried.recoveryHint ? `What to do: ${carried.recoveryHint}` : undefined].filter(Boolean);
+  return { errorClass: cause.type ?? 'unknown', code: carried.code, summary: describe(error), hint: parts.length ? parts.join('\n\n') : undefined, details };
 }
 
 function describe(error: unknown): string {

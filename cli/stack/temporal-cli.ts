@@ -5,12 +5,11 @@
 //   4. the Temporal SDK's own download (needs internet)
 //   5. `go install github.com/temporalio/cli/cmd/temporal@v1.5.1` into that cache, when Go is present
 // Later CLI versions carry a `replace` directive that `go install` refuses, hence the pin.
-import { spawn, spawnSync } from 'node:child_process';
-import { constants } from 'node:fs';
-import { access, chmod, copyFile, mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { spawn } from 'node:child_process';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { DevflowError } from '../../lib/errors.ts';
+import { devflowCacheDir, findOnPath, isExecutable, versionOf } from '../../lib/executables.ts';
 
 export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal@v1.5.1';
 
@@ -30,32 +29,12 @@ export interface ResolveOptions {
 }
 
 export function temporalCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_CACHE_HOME?.trim() || path.join(env.HOME?.trim() || os.homedir(), '.cache');
-  return path.join(base, 'devflow', 'bin');
-}
-
-async function isExecutable(file: string): Promise<boolean> {
-  try {
-    await access(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function findOnPath(name: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
-  for (const dir of (env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    const candidate = path.join(dir, name);
-    if (await isExecutable(candidate)) return candidate;
-  }
-  return undefined;
+  return path.join(devflowCacheDir(env), 'bin');
 }
 
 /** A binary that cannot even print its version (truncated download, wrong arch) is not used. */
 function answersVersion(file: string): boolean {
-  const result = spawnSync(file, ['--version'], { timeout: 15_000, stdio: 'ignore' });
-  return result.status === 0;
+  return versionOf(file) !== undefined;
 }
 
 export async function resolveTemporalCli(options: ResolveOptions = {}): Promise<ResolvedTemporalCli> {

@@ -16,9 +16,12 @@ import { approvalDecisions, approvalRequests, runPhases, runs, tuiSessions } fro
 import { waitFor } from '../../lib/wait.ts';
 import { FakeSessionDriver } from '../../sessions/fake.ts';
 import type { SessionDrivers } from '../../sessions/driver.ts';
-import { sessionDrivers } from '../../sessions/index.ts';
+import { requireAgentCli } from '../../sessions/agent-cli.ts';
+import { agentDrivers, sessionDrivers } from '../../sessions/index.ts';
+import { PlaybackAgents } from '../../sessions/playback-model/agents.ts';
 import { PRESETS } from '../../sessions/presets.ts';
-import { TmuxDriver, TmuxServer } from '../../sessions/tmux.ts';
+import { TmuxDriver, type TmuxDriverOptions } from '../../sessions/tmux-driver.ts';
+import { TmuxServer } from '../../sessions/tmux.ts';
 import { createDevflowWorkers, WORKFLOWS_PATH, type DevflowWorkers } from '../../worker/worker.ts';
 import { runWorkflowId, statusQuery, type RunInput, type RunStatus } from '../../workflows/messages.ts';
 import { runWorkflow } from '../../workflows/run.ts';
@@ -31,6 +34,15 @@ export const FAST = { artifactTimeoutMs: 2_000, stabilityMs: 100, pollMs: 50, ma
 export const TMUX_TIMING = { artifactTimeoutMs: 5_000, stabilityMs: 200, pollMs: 100, maxHungMs: 2_500 };
 
 export type HarnessBackend = 'fake' | 'scripted';
+
+export interface HarnessOptions {
+  /** Drivers for the real agents too (the pinned CLIs from devflow's cache), on a playback model of the file's own. */
+  realAgents?: boolean;
+  /** Agent settings and start timing for the real agents' drivers. */
+  driver?: TmuxDriverOptions;
+  /** Worker deps overrides for every worker the file starts. */
+  deps?: Partial<ActivityDeps>;
+}
 
 export function makeRepo(root: string): string {
   const repo = path.join(root, `repo-${randomUUID().slice(0, 8)}`);
@@ -46,6 +58,8 @@ export function makeRepo(root: string): string {
 
 export interface RunHarness {
   backend: HarnessBackend;
+  /** The playback model's agents (with realAgents). */
+  playback: PlaybackAgents | undefined;
   timing: typeof FAST;
   hostId: string;
   drivers: SessionDrivers;
@@ -85,7 +99,7 @@ export interface RunSnapshot {
 }
 
 /** Call at the top of a test file: one worker for the file, stopped afterwards. */
-export function useRunHarness(backend: HarnessBackend = 'fake'): RunHarness {
+export function useRunHarness(backend: HarnessBackend = 'fake', options: HarnessOptions = {}): RunHarness {
   const database = useDatabase(10);
   const { db } = database;
   const fake = new FakeSessionDriver({ writeDelayMs: 10, chunkDelayMs: 30 });
@@ -109,13 +123,26 @@ export function useRunHarness(backend: HarnessBackend = 'fake'): RunHarness {
     harness.root = root;
     harness.workspaceRoot = path.join(root, 'workspaces');
     harness.tmux = new TmuxServer(path.join(root, 'tmux.sock'));
-    harness.drivers = sessionDrivers({ fake, scripted: new TmuxDriver(harness.tmux, PRESETS.scripted) });
+    if (options.realAgents) {
+      // Each file's agents get config folders of their own, never the user's ~/.claude or ~/.codex.
+      harness.playback = new PlaybackAgents(path.join(root, 'agents'));
+      harness.drivers = agentDrivers({
+        tmux: harness.tmux,
+        configured: 'claude-code',
+        fake,
+        playback: harness.playback,
+        driver: { findCli: (agent) => requireAgentCli(agent, { searchPath: false }), ...options.driver },
+      });
+    } else {
+      harness.drivers = sessionDrivers({ fake, scripted: new TmuxDriver(harness.tmux, PRESETS.scripted) });
+    }
     await harness.startWorker();
   });
   afterAll(async () => {
     for (const w of started.splice(0)) await w.stop();
     await fake.settle();
     await harness.tmux?.killServer();
+    await harness.playback?.close();
     await connection?.close();
     await nativeConnection?.close();
     if (root) await rm(root, { recursive: true, force: true });
@@ -123,6 +150,7 @@ export function useRunHarness(backend: HarnessBackend = 'fake'): RunHarness {
 
   const harness: RunHarness = {
     backend,
+    playback: undefined,
     timing: backend === 'fake' ? FAST : TMUX_TIMING,
     hostId,
     drivers: sessionDrivers({}),
@@ -146,7 +174,7 @@ export function useRunHarness(backend: HarnessBackend = 'fake'): RunHarness {
         connection: nativeConnection,
         namespace: 'default',
         taskQueue,
-        deps: { db, drivers: harness.drivers, workspaceRoot: harness.workspaceRoot, hostId, hostQueue: `devflow-host:${hostId}`, ...overrides },
+        deps: { db, drivers: harness.drivers, workspaceRoot: harness.workspaceRoot, hostId, hostQueue: `devflow-host:${hostId}`, ...options.deps, ...overrides },
         workflowBundle: bundle,
         shutdownGraceTime: '2 seconds',
       });

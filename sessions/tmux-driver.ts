@@ -1,0 +1,325 @@
+// Agents in tmux panes, driven by their preset: launched with their own environment, started
+// until their input prompt shows (answering known first-run dialogs by rule, and stopping at
+// once on a screen nobody knows), prompted through a paste buffer, probed, restarted with
+// their conversation, and their usage read from their own logs.
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DevflowError, isDevflowError } from '../lib/errors.ts';
+import { processAlive, processGroupOf } from '../lib/processes.ts';
+import { requireAgentCli, type RealAgent, type ResolvedAgentCli } from './agent-cli.ts';
+import { sumUsage, type Conversation } from './agent-logs.ts';
+import type { LaunchOptions, ProbeResult, SessionDriver, SessionTarget, SessionUsage, StartedSession, TranscriptChunk } from './driver.ts';
+import type { PlaybackAgents } from './playback-model/agents.ts';
+import type { AgentPreset, KnownDialog, Launch, LaunchContext } from './presets.ts';
+import { menuKeys, screenHash, tidyScreen } from './screens.ts';
+import { killProcessGroup, tmuxSessionName, type TmuxServer } from './tmux.ts';
+
+/** How devflow answers agents' first-run dialogs and starts them; see the README's settings. */
+export interface AgentSettings {
+  /** Answer "trust this folder" for the run worktree (it was made from the user's own repository). */
+  trustWorktree: boolean;
+  /** Start agents without their permission prompts: nobody is there to answer them. */
+  bypassPermissions: boolean;
+}
+
+export const DEFAULT_AGENT_SETTINGS: AgentSettings = { trustWorktree: true, bypassPermissions: true };
+
+export interface TmuxDriverOptions {
+  /** How long an agent may take to show its input prompt. */
+  readyTimeoutMs?: number;
+  /** A screen that is neither ready, busy nor a known dialog, unchanged this long, blocks the agent. */
+  blockedAfterMs?: number;
+  settings?: AgentSettings;
+  /** The worker's environment: the agent's own variables (its key, its config folder) come from it. */
+  env?: NodeJS.ProcessEnv;
+  /** Finds a real agent's program (tests pin the cached version). */
+  findCli?: (agent: RealAgent) => Promise<ResolvedAgentCli>;
+  /** Serves sessions that run on devflow's playback model. */
+  playback?: PlaybackAgents;
+}
+
+/** How long a screen must hold before devflow acts on it. */
+const SETTLE_MS = 300;
+
+interface PaneInfo {
+  dead: boolean;
+  pid: number;
+  activity: number;
+}
+
+interface Prepared {
+  launch: Launch;
+  context: LaunchContext;
+  cli: ResolvedAgentCli | undefined;
+}
+
+export class TmuxDriver implements SessionDriver {
+  constructor(
+    private readonly tmux: TmuxServer,
+    private readonly preset: AgentPreset,
+    private readonly options: TmuxDriverOptions = {},
+  ) {}
+
+  private get settings(): AgentSettings {
+    return this.options.settings ?? DEFAULT_AGENT_SETTINGS;
+  }
+
+  /** Exact session and window names: tmux would otherwise fall back to the current window. */
+  private target(t: SessionTarget): string {
+    return `=${tmuxSessionName(t.runId)}:=${t.roleId}`;
+  }
+
+  private attachHint(t: SessionTarget): string {
+    return `tmux -S ${this.tmux.socket} attach -t ${tmuxSessionName(t.runId)}`;
+  }
+
+  private async pane(t: SessionTarget): Promise<PaneInfo | undefined> {
+    const out = await this.tmux.tryRun(['display-message', '-p', '-t', this.target(t), '#{window_name} #{pane_dead} #{pane_pid} #{window_activity}']);
+    const [window, dead, pid, activity] = (out ?? '').trim().split(' ');
+    if (window !== t.roleId) return undefined; // not this role's window
+    return { dead: dead === '1', pid: Number(pid), activity: Number(activity) * 1000 };
+  }
+
+  private async screen(t: SessionTarget): Promise<string> {
+    return (await this.tmux.tryRun(['capture-pane', '-p', '-J', '-t', this.target(t)])) ?? '';
+  }
+
+  /** The agent's config folder, where its conversations are kept. */
+  private configDir(t: SessionTarget): string | undefined {
+    if (!this.preset.configDir || !this.preset.cli) return undefined;
+    if (t.playback) return this.options.playback?.configDir(this.preset.cli);
+    const env = this.options.env ?? process.env;
+    return env[this.preset.configDir.variable] || path.join(env.HOME || os.homedir(), this.preset.configDir.defaultUnderHome);
+  }
+
+  private async conversations(t: SessionTarget): Promise<Conversation[]> {
+    if (!this.preset.conversations) return [];
+    return this.preset.conversations.find({
+      configDir: this.configDir(t),
+      // Claude Code takes the id devflow gives it: the session's own id.
+      agentSessionId: t.agentSessionId ?? t.sessionId,
+      runId: t.runId,
+      roleId: t.roleId,
+      since: t.createdAt ?? new Date(0),
+    });
+  }
+
+  /** The agent's program; one that went missing is for a person to install. */
+  private async findCli(agent: RealAgent): Promise<ResolvedAgentCli> {
+    try {
+      return await (this.options.findCli ?? ((a: RealAgent) => requireAgentCli(a, { env: this.options.env })))(agent);
+    } catch (error) {
+      if (!isDevflowError(error, 'agent_not_installed')) throw error;
+      throw new DevflowError({ errorClass: 'human_required', code: error.code, message: error.message, recoveryHint: `${error.recoveryHint}; then approve this gate` });
+    }
+  }
+
+  private async prepare(t: SessionTarget): Promise<Prepared> {
+    const agent = this.preset.cli;
+    const cli = agent ? await this.findCli(agent) : undefined;
+    let playback: LaunchContext['playback'];
+    if (t.playback && agent) {
+      if (!this.options.playback) {
+        throw new DevflowError({ errorClass: 'fatal', code: 'playback_unavailable', message: 'this worker does not serve the playback model' });
+      }
+      playback = await this.options.playback.endpoint(agent);
+    }
+    const resume = (await this.conversations(t)).at(-1)?.id ?? null;
+    const context: LaunchContext = {
+      binary: cli?.path,
+      newConversationId: t.sessionId,
+      resumeConversationId: resume,
+      bypassPermissions: this.settings.bypassPermissions,
+      ...(playback ? { playback } : {}),
+    };
+    return { launch: this.preset.launch(context), context, cli };
+  }
+
+  /** `-e NAME=value` for the agent: its own variables from the worker, then the preset's. */
+  private envFlags(launch: Launch): string[] {
+    const env = this.options.env ?? process.env;
+    const vars: Record<string, string> = {};
+    for (const name of this.preset.passEnv) if (env[name] !== undefined) vars[name] = env[name]!;
+    Object.assign(vars, launch.env);
+    return Object.entries(vars).flatMap(([name, value]) => ['-e', `${name}=${value}`]);
+  }
+
+  async start(t: SessionTarget, options: LaunchOptions = {}): Promise<StartedSession> {
+    const prepared = await this.prepare(t);
+    const session = tmuxSessionName(t.runId);
+    const command = [...this.envFlags(prepared.launch), '--', ...prepared.launch.command];
+    await this.tmux.ensureStarted();
+    if ((await this.tmux.sessionNames()).includes(session)) {
+      const existing = await this.pane(t);
+      if (existing) {
+        await killProcessGroup(existing.pid);
+        await this.tmux.tryRun(['kill-window', '-t', this.target(t)]);
+      }
+      await this.tmux.run(['new-window', '-d', '-t', `=${session}:`, '-n', t.roleId, '-c', t.cwd, ...command]);
+    } else {
+      await this.tmux.run(['new-session', '-d', '-s', session, '-n', t.roleId, '-c', t.cwd, '-x', '220', '-y', '50', ...command]);
+    }
+    return this.waitReady(t, prepared, options);
+  }
+
+  async rebootstrap(t: SessionTarget, options: LaunchOptions = {}): Promise<StartedSession> {
+    const pane = await this.pane(t);
+    if (!pane) return this.start(t, options);
+    await killProcessGroup(pane.pid);
+    const prepared = await this.prepare(t);
+    await this.tmux.run(['respawn-pane', '-k', '-t', this.target(t), '-c', t.cwd, ...this.envFlags(prepared.launch), '--', ...prepared.launch.command]);
+    return this.waitReady(t, prepared, options);
+  }
+
+  /**
+   * Watches the screen until the input prompt shows. Known dialogs are answered by their rule
+   * (and reported first); a dialog whose rule says ask, or a screen nobody knows that stays put,
+   * stops at once for a person; an agent that exits or never gets ready is a failed start.
+   */
+  private async waitReady(t: SessionTarget, prepared: Prepared, options: LaunchOptions): Promise<StartedSession> {
+    const name = this.preset.name;
+    const deadline = Date.now() + (this.options.readyTimeoutMs ?? 60_000);
+    const blockedAfterMs = this.options.blockedAfterMs ?? 8_000;
+    let screen = '';
+    let steady = { hash: '', since: Date.now() };
+    while (Date.now() < deadline) {
+      const pane = await this.pane(t);
+      screen = await this.screen(t);
+      if (!pane || pane.dead || !processAlive(pane.pid)) {
+        throw this.startError('recoverable', 'agent_exited', t, `the ${name} agent for ${t.roleId} exited while starting`, screen);
+      }
+      // An agent may draw its prompt for a moment before a dialog covers it, or a dialog before
+      // it reads keys: what it shows must hold for a moment before devflow acts on it.
+      const dialog = this.preset.dialogs.find((d) => d.screen.test(screen));
+      if (dialog || this.preset.isReady(screen)) {
+        await sleep(SETTLE_MS);
+        const settled = await this.screen(t);
+        if (dialog && dialog.screen.test(settled)) {
+          await this.answer(t, dialog, settled, options);
+          steady = { hash: '', since: Date.now() };
+          continue;
+        }
+        if (!dialog && this.preset.isReady(settled) && !this.preset.dialogs.some((d) => d.screen.test(settled))) {
+          return {
+            tmuxSession: tmuxSessionName(t.runId),
+            tmuxWindow: t.roleId,
+            panePid: pane.pid,
+            processGroup: processGroupOf(pane.pid) ?? pane.pid,
+            agentSessionId: prepared.context.resumeConversationId ?? (name === 'claude-code' ? prepared.context.newConversationId : null),
+            resumed: prepared.context.resumeConversationId !== null,
+            ...(prepared.cli ? { agent: { binary: prepared.cli.path, version: prepared.cli.version } } : {}),
+          };
+        }
+        continue;
+      }
+      const hash = screenHash(screen);
+      if (hash !== steady.hash) steady = { hash, since: Date.now() };
+      else if (screen.trim() && !this.preset.isBusy(screen) && Date.now() - steady.since >= blockedAfterMs) {
+        throw this.startError('human_required', 'agent_blocked', t, `the ${name} agent for ${t.roleId} is stopped at a screen devflow does not know`, screen,
+          `look at it and answer it in the agent's pane (${this.attachHint(t)}), or fix what it complains about; then approve this gate to start the agent again`);
+      }
+      await sleep(100);
+    }
+    throw this.startError('recoverable', 'agent_start_failed', t, `the ${name} agent for ${t.roleId} did not show its input prompt within ${Math.round((this.options.readyTimeoutMs ?? 60_000) / 1000)} s`, screen);
+  }
+
+  private async answer(t: SessionTarget, dialog: KnownDialog, screen: string, options: LaunchOptions): Promise<void> {
+    const allowed = dialog.rule === 'trust_worktree' ? this.settings.trustWorktree : true;
+    const keys = menuKeys(screen, dialog.accept);
+    if (!allowed || !keys) {
+      throw this.startError('human_required', 'agent_dialog_needs_person', t, `${dialog.describe}; ${allowed ? 'its accepting option is not on screen' : 'the rule for it is to ask a person (DEVFLOW_AGENT_TRUST_WORKTREE=ask)'}`, screen,
+        `answer it in the agent's pane (${this.attachHint(t)}), then approve this gate`);
+    }
+    await options.onDialog?.({ dialog: dialog.id, rule: dialog.rule, answer: 'accept', describe: dialog.describe, screen: tidyScreen(screen) });
+    await this.tmux.run(['send-keys', '-t', this.target(t), ...keys]);
+    // Wait for the dialog to go, so it is not answered twice.
+    const gone = Date.now() + 3_000;
+    while (Date.now() < gone && dialog.screen.test(await this.screen(t))) await sleep(50);
+  }
+
+  private startError(errorClass: 'recoverable' | 'human_required', code: string, t: SessionTarget, message: string, screen: string, recoveryHint?: string): DevflowError {
+    const shown = tidyScreen(screen);
+    return new DevflowError({
+      errorClass,
+      code,
+      message,
+      recoveryHint: recoveryHint ?? `look at the agent's pane (${this.attachHint(t)}) and its logs`,
+      details: { sessionId: t.sessionId, roleId: t.roleId, agent: this.preset.name, screen: shown },
+    });
+  }
+
+  async resume(t: SessionTarget): Promise<boolean> {
+    const pane = await this.pane(t);
+    return pane !== undefined && !pane.dead && processAlive(pane.pid);
+  }
+
+  async sendPrompt(t: SessionTarget, text: string): Promise<void> {
+    const pane = await this.pane(t);
+    if (!pane || pane.dead) {
+      throw new DevflowError({ errorClass: 'recoverable', code: 'prompt_send_failed', message: `no live agent pane for ${t.roleId} in ${tmuxSessionName(t.runId)}` });
+    }
+    const buffer = `devflow-${t.sessionId}`;
+    const real = this.preset.cli !== undefined;
+    try {
+      const before = real ? await this.screen(t) : '';
+      await this.tmux.run(['load-buffer', '-b', buffer, '-'], text);
+      // -p: bracketed paste when the agent asked for it; -r: newlines stay newlines.
+      await this.tmux.run(['paste-buffer', '-d', '-p', '-r', '-b', buffer, '-t', this.target(t)]);
+      // A real agent reads a paste in its own time: let it show before submitting.
+      const pasted = real ? await this.screenChange(t, before, 2_000) : '';
+      await this.tmux.run(['send-keys', '-t', this.target(t), ...this.preset.submitKeys]);
+      // A submit key that arrived while the paste was still being read is lost: press it again.
+      if (real && (await this.screenChange(t, pasted, 3_000)) === pasted) {
+        await this.tmux.run(['send-keys', '-t', this.target(t), ...this.preset.submitKeys]);
+      }
+    } catch (error) {
+      throw new DevflowError({ errorClass: 'recoverable', code: 'prompt_send_failed', message: (error as Error).message });
+    }
+  }
+
+  /** The screen once it differs from `from` (or `from` itself after `timeoutMs`). */
+  private async screenChange(t: SessionTarget, from: string, timeoutMs: number): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const now = await this.screen(t);
+      if (now !== from || Date.now() >= deadline) return now;
+      await sleep(50);
+    }
+  }
+
+  async probe(t: SessionTarget): Promise<ProbeResult> {
+    const pane = await this.pane(t);
+    if (!pane || pane.dead || !processAlive(pane.pid)) return { alive: false, outputAgeMs: undefined };
+    if (this.preset.cli) {
+      const screen = await this.screen(t);
+      if (!this.preset.isReady(screen) && !this.preset.isBusy(screen)) {
+        return { alive: true, outputAgeMs: undefined, hint: `the ${this.preset.name} agent is stopped at a screen that is neither its prompt nor work (${this.attachHint(t)}):\n${tidyScreen(screen)}` };
+      }
+    }
+    return { alive: true, outputAgeMs: Math.max(0, Date.now() - pane.activity) };
+  }
+
+  /** The pane's whole history; a chunk's seq is the number of lines captured up to its end. */
+  async captureTranscript(t: SessionTarget, afterSeq: number): Promise<TranscriptChunk[]> {
+    const text = await this.tmux.tryRun(['capture-pane', '-p', '-J', '-S', '-', '-E', '-', '-t', this.target(t)]);
+    if (text === undefined) return [];
+    const lines = text.replace(/\n+$/, '').split('\n');
+    if (lines.length <= afterSeq) return [];
+    return [{ seq: lines.length, chunk: `${lines.slice(afterSeq).join('\n')}\n` }];
+  }
+
+  async usage(t: SessionTarget): Promise<SessionUsage | undefined> {
+    if (!this.preset.conversations) return undefined;
+    const conversations = await this.conversations(t);
+    const phases = sumUsage(await Promise.all(conversations.map((c) => this.preset.conversations!.usage(c.file))));
+    return { agentSessionId: conversations.at(-1)?.id ?? t.agentSessionId ?? null, phases };
+  }
+
+  async dispose(t: SessionTarget): Promise<void> {
+    const pane = await this.pane(t);
+    if (!pane) return;
+    await killProcessGroup(pane.pid);
+    await this.tmux.tryRun(['kill-window', '-t', this.target(t)]);
+  }
+}
