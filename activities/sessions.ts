@@ -39,6 +39,10 @@ export async function loadSession(deps: ActivityDeps, sessionId: string): Promis
   return session;
 }
 
+function withSession(error: DevflowError, sessionId: string): DevflowError {
+  return new DevflowError({ errorClass: error.errorClass, code: error.code, message: error.message, recoveryHint: error.recoveryHint, details: { ...error.details, sessionId }, cause: error.cause });
+}
+
 /** How many times a new agent is started before a person is asked, and the pause between. */
 export const AGENT_START_TRIES = 3;
 const AGENT_START_PAUSE_MS = 2_000;
@@ -86,7 +90,9 @@ export function createSessionActivities(deps: ActivityDeps) {
       try {
         started = await driver.start(targetOf(session), recordDialogs(session, `start:${attempt}`));
       } catch (error) {
-        if (!isDevflowError(error) || error.errorClass !== 'recoverable') throw error;
+        if (!isDevflowError(error) || error.errorClass === 'fatal') throw error;
+        // A person is needed: the gate marks this session failed and a new one starts after it.
+        if (error.errorClass === 'human_required') throw withSession(error, session.id);
         await appendEvent(db, {
           runId: session.runId,
           type: 'session.start_failed',

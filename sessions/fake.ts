@@ -24,6 +24,8 @@ export class FakeSessionDriver implements SessionDriver {
   /** Every prompt delivered, by session id, in order. */
   readonly prompts = new Map<string, string[]>();
   private readonly writes = new Set<Promise<unknown>>();
+  /** Starts that fail, by role: each start takes the next error. */
+  private readonly failingStarts = new Map<string, DevflowError[]>();
 
   constructor(private readonly options: FakeDriverOptions = {}) {}
 
@@ -41,7 +43,14 @@ export class FakeSessionDriver implements SessionDriver {
   }
 
   async start(target: SessionTarget): Promise<StartedSession> {
+    const failure = this.failingStarts.get(target.roleId)?.shift();
+    if (failure) throw failure;
     return this.spawn(target, 1);
+  }
+
+  /** The next starts of this role's agent fail with these errors, one each. */
+  failNextStarts(roleId: string, ...errors: DevflowError[]): void {
+    this.failingStarts.set(roleId, [...(this.failingStarts.get(roleId) ?? []), ...errors]);
   }
 
   async resume(target: SessionTarget): Promise<boolean> {

@@ -153,10 +153,12 @@ export class TmuxDriver implements SessionDriver {
     if ((await this.tmux.sessionNames()).includes(session)) {
       const existing = await this.pane(t);
       if (existing) {
+        // The role's window stays (killing a session's last window would end the session).
         await killProcessGroup(existing.pid);
-        await this.tmux.tryRun(['kill-window', '-t', this.target(t)]);
+        await this.tmux.run(['respawn-pane', '-k', '-t', this.target(t), '-c', t.cwd, ...command]);
+      } else {
+        await this.tmux.run(['new-window', '-d', '-t', `=${session}:`, '-n', t.roleId, '-c', t.cwd, ...command]);
       }
-      await this.tmux.run(['new-window', '-d', '-t', `=${session}:`, '-n', t.roleId, '-c', t.cwd, ...command]);
     } else {
       await this.tmux.run(['new-session', '-d', '-s', session, '-n', t.roleId, '-c', t.cwd, '-x', '220', '-y', '50', ...command]);
     }

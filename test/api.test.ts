@@ -133,6 +133,27 @@ describe('POST /v1/runs', () => {
     expect(await runCount()).toBe(before);
   });
 
+  it('refuses a real agent that is not installed on this host, naming what to install, and writes nothing', async () => {
+    const missing = await buildApi({ ...deps, findAgent: async () => undefined });
+    extraApps.push(missing);
+    const before = await runCount();
+    const response = await missing.inject({ method: 'POST', url: '/v1/runs', payload: startBody({ backend: undefined, agents: { spec_writer: 'fake', implementer: 'codex', reviewer: 'fake' } }) });
+    expect(response.statusCode, response.body).toBe(400);
+    const body = json(response);
+    expect(body.error.code).toBe('agent_not_installed');
+    expect(body.error.message).toContain('devflow -- agents install codex');
+    expect(body.error.details.issues).toEqual([{ field: 'body.agents.implementer', message: expect.stringContaining('codex agent is not installed') }]);
+    expect(await runCount()).toBe(before);
+  });
+
+  it('refuses an agent for a role the template does not have, and writes nothing', async () => {
+    const before = await runCount();
+    const response = await api.inject({ method: 'POST', url: '/v1/runs', payload: startBody({ agents: { designer: 'fake' } }) });
+    expect(response.statusCode).toBe(400);
+    expect(json(response).error.details.issues).toEqual([{ field: 'body.agents.designer', message: 'not a role of development@2' }]);
+    expect(await runCount()).toBe(before);
+  });
+
   it('answers 429 at DEVFLOW_MAX_CONCURRENT_RUNS and writes nothing', async () => {
     const [active] = await h.db.select({ n: count() }).from(runs).where(notInArray(runs.state, [...TERMINAL_RUN_STATES]));
     const limited = await buildApi({ ...deps, maxConcurrentRuns: active!.n });

@@ -40,7 +40,7 @@ describe('devflow CLI', () => {
   it('starts, watches to the gate, approves, watches to the end and prints the report', async () => {
     const requirements = path.join(h.root, 'requirements.md');
     await writeFile(requirements, '# CLI\n\nPrint hello.\n');
-    const started = await devflow(['start', '--repo', makeRepo(h.root), '--base', 'main', '--requirements', requirements, '--scenario', 'implement=invalid_json']);
+    const started = await devflow(['start', '--repo', makeRepo(h.root), '--base', 'main', '--requirements', requirements, '--agent', 'scripted', '--scenario', 'implement=invalid_json']);
     expect(started.code, started.out).toBe(EXIT.ok);
     const runId = /started run ([0-9a-f-]{36})/.exec(started.out)![1]!;
 
@@ -83,13 +83,13 @@ describe('devflow CLI', () => {
   it('rejects and aborts', async () => {
     const requirements = path.join(h.root, 'requirements.md');
     await writeFile(requirements, '# CLI\n');
-    const a = /started run ([0-9a-f-]{36})/.exec((await devflow(['start', '--repo', makeRepo(h.root), '--base', 'main', '--requirements', requirements])).out)![1]!;
+    const a = /started run ([0-9a-f-]{36})/.exec((await devflow(['start', '--repo', makeRepo(h.root), '--base', 'main', '--requirements', requirements, '--agent', 'scripted'])).out)![1]!;
     expect((await devflow(['watch', a])).code).toBe(EXIT.atGate);
     expect((await devflow(['reject', a, '--gate', 'spec_approved'])).code).toBe(EXIT.ok);
     expect((await devflow(['watch', a])).code).toBe(EXIT.runEnded);
     expect((await devflow(['approve', a])).code).toBe(EXIT.notFound);
 
-    const b = /started run ([0-9a-f-]{36})/.exec((await devflow(['start', '--repo', makeRepo(h.root), '--base', 'main', '--requirements', requirements, '--scenario', 'spec=timeout'])).out)![1]!;
+    const b = /started run ([0-9a-f-]{36})/.exec((await devflow(['start', '--repo', makeRepo(h.root), '--base', 'main', '--requirements', requirements, '--agent', 'scripted', '--scenario', 'spec=timeout'])).out)![1]!;
     expect((await devflow(['abort', b, '--reason', 'not today'])).out).toContain(`abort sent to run ${b}`);
     expect((await devflow(['watch', b])).code).toBe(EXIT.runEnded);
     expect((await devflow(['report', b])).out).toContain('not today');

@@ -1,5 +1,5 @@
 // Templates, personas and artifact schemas: loaded from files, hashed, upserted idempotently.
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { eq } from 'drizzle-orm';
@@ -27,7 +27,7 @@ async function registryCopy() {
   await cp(PERSONAS_DIR, personasDir, { recursive: true });
   const name = `t${Math.random().toString(36).slice(2, 10)}`;
   const template = JSON.parse(await readFile(path.join(templatesDir, 'development@1.json'), 'utf8'));
-  await rm(path.join(templatesDir, 'development@1.json'));
+  for (const shipped of await readdir(templatesDir)) await rm(path.join(templatesDir, shipped));
   template.name = name;
   const file = path.join(templatesDir, `${name}@1.json`);
   await writeFile(file, JSON.stringify(template, null, 2));
@@ -43,10 +43,19 @@ describe('canonical JSON', () => {
 });
 
 describe('registries', () => {
-  it('loads development@1 and its personas with the hash of their canonical JSON', async () => {
+  it('loads development@1 and @2 and their personas with the hash of their canonical JSON', async () => {
     const result = await syncRegistries(db);
-    expect(result.templates.map((t) => t.id)).toContain('development@1');
-    expect(result.personas.map((p) => p.id).sort()).toEqual(['implementer@1', 'reviewer@1', 'spec-writer@1']);
+    expect(result.templates.map((t) => t.id)).toEqual(expect.arrayContaining(['development@1', 'development@2']));
+    expect(result.personas.map((p) => p.id).sort()).toEqual(['implementer@1', 'implementer@2', 'reviewer@1', 'reviewer@2', 'spec-writer@1', 'spec-writer@2']);
+    // Version 2 names no agent, so its roles get the host's configured real agent; version 1 kept the scripted one.
+    const personas = await db.select().from(agentPersonas);
+    for (const p of personas) {
+      const definition = p.definition as { agent?: string; defaultBackend?: string };
+      if (p.version === 2) expect(definition).not.toHaveProperty('agent');
+      else expect(definition.defaultBackend).toBe('scripted');
+    }
+    const [second] = await db.select().from(workflowTemplates).where(eq(workflowTemplates.id, 'development@2'));
+    expect(Object.values((second!.definition as { roles: Record<string, { persona: string }> }).roles).map((r) => r.persona).sort()).toEqual(['implementer@2', 'reviewer@2', 'spec-writer@2']);
 
     const [row] = await db.select().from(workflowTemplates).where(eq(workflowTemplates.id, 'development@1'));
     const onDisk = JSON.parse(await readFile(path.join(TEMPLATES_DIR, 'development@1.json'), 'utf8'));

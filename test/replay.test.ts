@@ -8,7 +8,11 @@ import { loadHistories } from './helpers/histories.ts';
 describe('recorded histories', () => {
   it('replay with the current workflow code', async () => {
     const histories = loadHistories();
-    expect(histories.map((h) => h.workflowId)).toEqual(['abort-while-awaiting-artifact', 'happy-path', 'human-gate-resolved']);
+    // Every era of the run workflow stays replayable: runs wait at gates for days across deploys.
+    expect(histories.map((h) => h.workflowId)).toEqual([
+      'era-1/abort-while-awaiting-artifact', 'era-1/happy-path', 'era-1/human-gate-resolved',
+      'era-2/abort-while-awaiting-artifact', 'era-2/agent-start-gate', 'era-2/happy-path', 'era-2/human-gate-resolved',
+    ]);
     const workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } as never });
     const failures: string[] = [];
     for await (const result of Worker.runReplayHistories({ workflowBundle }, histories)) {

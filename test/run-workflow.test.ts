@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { DevflowError } from '../lib/errors.ts';
 import { waitFor } from '../lib/wait.ts';
 import { abortSignal, decisionSignal, runWorkflowId, sessionLostSignal, type Decision } from '../workflows/messages.ts';
 import { RUN_STATE } from '../workflows/search-attributes.ts';
@@ -41,7 +42,7 @@ function report(snapshot: { run: { finalReportPath: string | null } }): string {
 const PHASE_EVENTS = ['phase.started', 'session.busy', 'prompt.sent', 'artifact.expected', 'artifact.validated'];
 
 describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backend', (backend) => {
-  const h = useRunHarness(backend);
+  const h = useRunHarness(backend, { deps: { agentStartPauseMs: 100 } });
   const record = (handle: Parameters<typeof recordHistory>[0], name: string) => (backend === 'fake' ? recordHistory(handle, name) : Promise.resolve());
 
   it('walks spec -> gate -> implement -> review to completed', async () => {
@@ -258,6 +259,36 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
       await h.stopWorkers(() => true);
       await h.startWorker();
     }
+  });
+
+  if (backend === 'fake') it('asks a person when an agent cannot be started (3 tries) or is stopped at a screen; approving starts a new one', async () => {
+    const exited = () => new DevflowError({ errorClass: 'recoverable', code: 'agent_exited', message: 'the agent exited while starting', details: { screen: 'segmentation fault' } });
+    h.fake.failNextStarts('implementer', exited(), exited(), exited());
+    h.fake.failNextStarts('reviewer', new DevflowError({ errorClass: 'human_required', code: 'agent_blocked', message: 'the agent is stopped at a screen devflow does not know', recoveryHint: 'answer it in the pane', details: { screen: 'Choose a theme: 1. Dark 2. Light' } }));
+    const { runId, handle } = await h.start();
+    await decide(h, runId, 'spec_approved', 'approve');
+
+    const startFailed = await h.waitForGate(runId, 'session_recovery_required');
+    expect(startFailed).toMatchObject({ state: 'paused', phaseKey: 'implement', attempt: 1, pendingGate: { kind: 'human', phaseKey: 'implement' } });
+    const paused = await h.snapshot(runId);
+    expect(paused.phases[1]).toMatchObject({ state: 'failed', attempts: 1 });
+    expect(paused.sessions.filter((s) => s.roleId === 'implementer').map((s) => s.state)).toEqual(['FAILED_NEEDS_HUMAN']);
+    expect(paused.events.filter((e) => e === 'session.start_failed')).toHaveLength(3);
+    expect(paused.approvals.at(-1)).toMatchObject({ gateKey: 'session_recovery_required', payload: { reason: expect.stringContaining('did not start (3 tries)'), hint: expect.stringContaining('segmentation fault') } });
+    await decide(h, runId, 'session_recovery_required', 'approve');
+
+    // The reviewer's agent shows a screen nobody knows: a gate at once, its screen as the hint.
+    await waitFor('the reviewer gate', 30_000, async () => (await h.snapshot(runId)).approvals.filter((a) => a.gateKey === 'session_recovery_required').length === 2, 50);
+    const blocked = (await h.snapshot(runId)).approvals.at(-1)!;
+    expect(blocked.payload).toMatchObject({ kind: 'human', hint: expect.stringMatching(/Choose a theme[\s\S]*What to do: answer it in the pane/) });
+    await decide(h, runId, 'session_recovery_required', 'approve');
+    expect((await handle.result()).state).toBe('completed');
+    await record(handle, 'agent-start-gate');
+    const snap = await h.snapshot(runId);
+    expect(snap.phases.map((p) => [p.phaseKey, p.state, p.attempts])).toEqual([['spec', 'completed', 1], ['implement', 'completed', 2], ['review', 'completed', 2]]);
+    expect(snap.sessions.map((s) => [s.roleId, s.state])).toEqual([['spec_writer', 'READY'], ['implementer', 'FAILED_NEEDS_HUMAN'], ['implementer', 'READY'], ['reviewer', 'FAILED_NEEDS_HUMAN'], ['reviewer', 'READY']]);
+    expect(snap.events.filter((e) => e === 'session.start_failed')).toHaveLength(3);
+    expectGapless(snap.seqs);
   });
 
   it('records one decision for duplicate and concurrent decision signals', async () => {

@@ -1,7 +1,8 @@
 // Recorded workflow histories, replayed by test/replay.test.ts so that a change to workflow
-// code that breaks determinism fails the suite. Re-record deliberately (after a patched()
-// change) with: DEVFLOW_RECORD_HISTORIES=1 npm run test:only -- test/run-workflow.test.ts
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+// code that breaks determinism fails the suite. One folder per era of the run workflow (each
+// era adds patched() changes); an old era's histories are never recorded again. Record the
+// current era's with: DEVFLOW_RECORD_HISTORIES=1 npm run test:only -- test/run-workflow.test.ts
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { WorkflowHandle } from '@temporalio/client';
@@ -9,15 +10,27 @@ import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-uti
 
 export const HISTORIES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'histories');
 
+/**
+ * The run workflow's current era: 2 added the human gate for agents that cannot start and the
+ * capture before an approval gate (patches in workflows/run.ts). Bump it with the next patch.
+ */
+export const CURRENT_ERA = 2;
+
+/** Records a history of the current era; one that exists already is kept as it is. */
 export async function recordHistory(handle: WorkflowHandle, name: string): Promise<void> {
   if (process.env.DEVFLOW_RECORD_HISTORIES !== '1') return;
-  const history = await handle.fetchHistory();
-  writeFileSync(path.join(HISTORIES_DIR, `${name}.json`), `${historyToJSON(history)}\n`);
+  const folder = path.join(HISTORIES_DIR, `era-${CURRENT_ERA}`);
+  const file = path.join(folder, `${name}.json`);
+  if (existsSync(file)) return;
+  mkdirSync(folder, { recursive: true });
+  writeFileSync(file, `${historyToJSON(await handle.fetchHistory())}\n`);
 }
 
+/** Every era's histories, named `era-N/<name>`. */
 export function loadHistories(): { workflowId: string; history: ReturnType<typeof historyFromJSON> }[] {
-  return readdirSync(HISTORIES_DIR)
-    .filter((f) => f.endsWith('.json'))
+  return readdirSync(HISTORIES_DIR, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && /^era-\d+$/.test(d.name))
+    .flatMap((d) => readdirSync(path.join(HISTORIES_DIR, d.name)).filter((f) => f.endsWith('.json')).map((f) => `${d.name}/${f}`))
     .sort()
     .map((f) => ({ workflowId: f.replace(/\.json$/, ''), history: historyFromJSON(JSON.parse(readFileSync(path.join(HISTORIES_DIR, f), 'utf8'))) }));
 }

@@ -13,6 +13,7 @@ import { DevflowApi } from '../../cli/api-client.ts';
 import { waitFor } from '../../lib/wait.ts';
 import { requireAgentCli, type RealAgent } from '../../sessions/agent-cli.ts';
 import type { PlaybackModel, ServedRequest } from '../../sessions/playback-model/server.ts';
+import { PRESETS } from '../../sessions/presets.ts';
 import { killProcessGroup } from '../../sessions/tmux.ts';
 import { makeRepo, useRunHarness } from './run-harness.ts';
 
@@ -156,6 +157,11 @@ export function realAgentSuite(agent: RealAgent): void {
     // Wait until the agent is busy on the model's answer that never ends, then kill it.
     await waitFor('the spec prompt to reach the model', 60_000, async () => (await served(runId)).some((r) => r.scenario === 'hang' && r.kind === 'turn'), 200);
     const session = (await detail(runId)).sessions[0]!;
+    // ...and until the agent has written the prompt to its own log, so there is a conversation to continue.
+    await waitFor('the agent to log the prompt', 30_000, async () => {
+      const found = await PRESETS[agent].conversations!.find({ configDir: h.playback!.configDir(agent), agentSessionId: session.agentSessionId, runId, roleId: 'spec_writer', since: new Date(0) });
+      return found.length > 0 && readFileSync(found[0]!.file, 'utf8').includes('Scenario: hang');
+    }, 200);
     await killProcessGroup(session.lastKnownPanePid!, 0);
     const gate = await pendingGate(runId, 'spec_approved');
     const log = await events(runId);
@@ -191,4 +197,22 @@ export function realAgentSuite(agent: RealAgent): void {
     await decide(runId, gate.id, 'abort');
     expect((await ended(runId)).run.state).toBe('aborted');
   });
+
+  if (agent === 'codex') {
+    it('tries a Codex that exits at start a few times, then asks a person with what it printed', async () => {
+      const repo = makeRepo(h.root);
+      mkdirSync(path.join(repo, '.codex'));
+      writeFileSync(path.join(repo, '.codex', 'config.toml'), 'model = [oops\n');
+      execFileSync('git', ['-C', repo, 'add', '.']);
+      execFileSync('git', ['-C', repo, 'commit', '-q', '-m', 'a project config Codex cannot read']);
+      const runId = await start({}, repo);
+      const gate = await pendingGate(runId, 'session_recovery_required');
+      const failures = (await events(runId)).filter((e) => e.type === 'session.start_failed');
+      expect(failures.map((e) => [e.payload.attempt, e.payload.code])).toEqual([[1, 'agent_exited'], [2, 'agent_exited'], [3, 'agent_exited']]);
+      expect(gate.payload.reason).toMatch(/agent_start_failed: the codex agent for spec_writer did not start \(3 tries\)/);
+      expect(gate.payload.hint).toMatch(/expected `\]`|unclosed array/);
+      await decide(runId, gate.id, 'abort');
+      expect((await ended(runId)).run.state).toBe('aborted');
+    });
+  }
 }
