@@ -1,5 +1,5 @@
 // A private devflow stack for a benchmark: embedded Postgres, the Temporal dev server, a worker
-// (scripted agents in tmux, or fake sessions) and, on request, the HTTP API on a free port.
+// (scripted or real agents in tmux, the real ones on a playback model; or fake sessions) and, on request, the HTTP API on a free port.
 import { execFileSync } from 'node:child_process';
 import { chmodSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -14,10 +14,10 @@ import { resolveTemporalCli } from '../cli/stack/temporal-cli.ts';
 import { startTemporalDevServer } from '../cli/stack/temporal-server.ts';
 import { connectDatabase } from '../db/client.ts';
 import { prepareDatabase } from '../db/prepare.ts';
+import { ensureAgentCli } from '../sessions/agent-cli.ts';
 import { FakeSessionDriver } from '../sessions/fake.ts';
-import { sessionDrivers } from '../sessions/index.ts';
-import { PRESETS } from '../sessions/presets.ts';
-import { TmuxDriver } from '../sessions/tmux-driver.ts';
+import { agentDrivers } from '../sessions/index.ts';
+import { PlaybackAgents } from '../sessions/playback-model/agents.ts';
 import { TmuxServer } from '../sessions/tmux.ts';
 import { createDevflowWorkers } from '../worker/worker.ts';
 
@@ -50,6 +50,15 @@ export async function startBenchStack(options: { withApi?: boolean } = {}) {
   const database = connectDatabase(postgres.url, { max: 10 });
   await prepareDatabase(database);
   const tmux = new TmuxServer(path.join(home, 'tmux.sock'));
+  // Real agents talk to a playback model of the benchmark's own, with config folders under its home.
+  const playback = new PlaybackAgents(path.join(home, 'agents'));
+  const drivers = agentDrivers({
+    tmux,
+    configured: 'claude-code',
+    fake: new FakeSessionDriver(),
+    playback,
+    driver: { findCli: (agent) => ensureAgentCli(agent, { searchPath: false, log: (line) => console.log(line) }) },
+  });
   const workspaceRoot = path.join(home, 'ws');
   const taskQueue = 'bench';
   const nativeConnection = await NativeConnection.connect({ address: temporal.address });
@@ -57,7 +66,7 @@ export async function startBenchStack(options: { withApi?: boolean } = {}) {
     connection: nativeConnection,
     namespace: 'default',
     taskQueue,
-    deps: { db: database.db, drivers: sessionDrivers({ scripted: new TmuxDriver(tmux, PRESETS.scripted), fake: new FakeSessionDriver() }), workspaceRoot, hostId: 'bench', hostQueue: 'devflow-host:bench' },
+    deps: { db: database.db, drivers, workspaceRoot, hostId: 'bench', hostQueue: 'devflow-host:bench' },
   });
   const running = workers.run();
   const connection = await Connection.connect({ address: temporal.address });
@@ -80,6 +89,7 @@ export async function startBenchStack(options: { withApi?: boolean } = {}) {
       await nativeConnection.close();
       await connection.close();
       await tmux.killServer();
+      await playback.close();
       await database.close();
       await temporal.stop();
       await postgres.stop();

@@ -16,7 +16,7 @@ import type { SessionDriver, SessionDrivers } from '../sessions/driver.ts';
 import { tmuxSessionName, type TmuxServer } from '../sessions/tmux.ts';
 
 /** Backends whose sessions live in this host's tmux server. */
-export const TMUX_BACKENDS = ['scripted', 'tmux'];
+export const TMUX_BACKENDS = ['scripted', 'tmux', 'claude-code', 'codex'];
 /** Session states the workflow is not already recovering from. */
 const SETTLED = ['CREATED', 'BOOTSTRAPPING', 'READY', 'BUSY', 'WAITING_FOR_APPROVAL'] as const;
 

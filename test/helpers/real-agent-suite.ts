@@ -38,6 +38,8 @@ interface Event {
 const ROLES = ['spec_writer', 'implementer', 'reviewer'];
 /** Real agents take a few seconds to start and answer: a phase gets 12 s before it counts as late. */
 const TIMING = { artifactTimeoutMs: 12_000, stabilityMs: 200, pollMs: 100, maxHungMs: 60_000 };
+/** A whole run with real agents takes half a minute here; under a loaded suite, more. */
+const RUN_TEST_MS = 240_000;
 
 export function realAgentSuite(agent: RealAgent): void {
   const h = useRunHarness('fake', { realAgents: true, driver: { readyTimeoutMs: 45_000, blockedAfterMs: 6_000 }, deps: { agentStartPauseMs: 500 } });
@@ -150,7 +152,7 @@ export function realAgentSuite(agent: RealAgent): void {
     const report = readFileSync(done.finalReportPath!, 'utf8');
     expect(report).toContain('## Agents and usage');
     expect(report).toContain(`| **run** | | ${done.usage.total.inputTokens} | ${done.usage.total.outputTokens} |`);
-  });
+  }, RUN_TEST_MS);
 
   it(`recovers ${agent} killed mid-phase: restarted with its conversation, the phase finished`, async () => {
     const runId = await start({ spec: ['hang', 'ok'] });
@@ -172,7 +174,7 @@ export function realAgentSuite(agent: RealAgent): void {
     expect(after.sessions[0]!.lastKnownPanePid).not.toBe(session.lastKnownPanePid);
     await decide(runId, gate.id, 'abort');
     expect((await ended(runId)).run.state).toBe('aborted');
-  });
+  }, RUN_TEST_MS);
 
   it(`stops at once for a person when ${agent} shows a screen devflow does not know, with the screen as the hint`, async () => {
     const repo = makeRepo(h.root);
@@ -196,7 +198,7 @@ export function realAgentSuite(agent: RealAgent): void {
     expect((await events(runId)).filter((e) => e.type === 'session.start_failed')).toEqual([]);
     await decide(runId, gate.id, 'abort');
     expect((await ended(runId)).run.state).toBe('aborted');
-  });
+  }, RUN_TEST_MS);
 
   if (agent === 'codex') {
     it('tries a Codex that exits at start a few times, then asks a person with what it printed', async () => {
@@ -213,6 +215,6 @@ export function realAgentSuite(agent: RealAgent): void {
       expect(gate.payload.hint).toMatch(/expected `\]`|unclosed array/);
       await decide(runId, gate.id, 'abort');
       expect((await ended(runId)).run.state).toBe('aborted');
-    });
+    }, RUN_TEST_MS);
   }
 }
