@@ -3,9 +3,12 @@ import { watch, type FSWatcher } from 'node:fs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
+import { and, eq } from 'drizzle-orm';
 import { artifacts } from '../db/schema.ts';
 import { transitionPhase } from '../db/transitions.ts';
 import { sha256 } from '../lib/canonical-json.ts';
+import { DevflowError } from '../lib/errors.ts';
+import { promptKeys } from '../lib/keys.ts';
 import { artifactSchemas, isArtifactSchemaId } from '../schemas/artifacts.ts';
 import { checkpoint, type ActivityDeps } from './deps.ts';
 
@@ -33,13 +36,24 @@ interface WaitDetails {
   elapsedMs: number;
 }
 
-async function signatureOf(file: string): Promise<FileSignature | null> {
+/** Not there yet (or no regular file): null. Unreadable, a problem for a person: it will not go away by waiting. */
+export async function signatureOf(file: string): Promise<FileSignature | null> {
   try {
     const s = await stat(file);
     return s.isFile() ? { size: s.size, mtimeMs: s.mtimeMs } : null;
-  } catch {
-    return null;
+  } catch (error) {
+    if (['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '')) return null;
+    throw unreadable(file, error);
   }
+}
+
+function unreadable(file: string, error: unknown): DevflowError {
+  return new DevflowError({
+    code: 'artifact_unreadable',
+    message: `devflow cannot read the artifact ${file}: ${(error as Error).message}`,
+    recoveryHint: 'make the file (and its folders) readable by the user devflow runs as, then approve this gate',
+    cause: error,
+  });
 }
 
 const same = (a: FileSignature | null, b: FileSignature | null) => a !== null && b !== null && a.size === b.size && a.mtimeMs === b.mtimeMs;
@@ -100,7 +114,9 @@ export function createArtifactActivities(deps: ActivityDeps) {
 
     /** Hashes, parses and validates the artifact; one row per distinct content. */
     async validateArtifact(input: { runId: string; phaseId: string; attempt: number; artifactPath: string; schemaId: string }): Promise<{ valid: boolean; hash: string; errors: string[] }> {
-      const bytes = await readFile(input.artifactPath);
+      const bytes = await readFile(input.artifactPath).catch((error: unknown) => {
+        throw unreadable(input.artifactPath, error);
+      });
       const hash = sha256(bytes);
       let errors: string[] = [];
       let parsed: unknown;
@@ -130,13 +146,21 @@ export function createArtifactActivities(deps: ActivityDeps) {
             validationError: valid ? null : { errors },
           })
           .onConflictDoNothing();
+        // The same bytes at the same path were recorded before: for this phase, with this verdict.
+        const [row] = await tx.select().from(artifacts).where(and(eq(artifacts.runId, input.runId), eq(artifacts.path, input.artifactPath), eq(artifacts.hash, hash)));
+        if (row!.phaseId !== input.phaseId || row!.schemaId !== input.schemaId || row!.valid !== valid) {
+          throw new DevflowError({
+            code: 'internal_state_corruption',
+            message: `artifact ${input.artifactPath} (${hash.slice(0, 12)}) was recorded for phase ${row!.phaseId} as ${row!.schemaId} (valid ${row!.valid}), not for phase ${input.phaseId} as ${input.schemaId} (valid ${valid})`,
+          });
+        }
         checkpoint(deps, 'validateArtifact:row');
         await transitionPhase(tx, {
           phaseId: input.phaseId,
           to: 'validating',
           event: {
             type: valid ? 'artifact.validated' : 'artifact.invalid',
-            idempotencyKey: `artifact:${input.phaseId}:${input.attempt}:${hash}`,
+            idempotencyKey: promptKeys.artifactChecked(input.phaseId, input.attempt, hash),
             payload: { path: input.artifactPath, hash, valid, errors },
           },
         });

@@ -15,9 +15,10 @@ export interface ActivityDeps {
    * Test hook: called at named points between the side effects of an activity, so a test can
    * make it fail half-way and check that a retry ends in the same rows.
    */
-  checkpoint?: (point: string) => void;
+  checkpoint?: (point: string) => void | Promise<void>;
 }
 
-export function checkpoint(deps: ActivityDeps, point: string): void {
-  deps.checkpoint?.(point);
+/** The hook at a named point; points a test may act at (not only crash at) are awaited. */
+export function checkpoint(deps: ActivityDeps, point: string): void | Promise<void> {
+  return deps.checkpoint?.(point);
 }

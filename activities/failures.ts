@@ -3,8 +3,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { DevflowError } from '../lib/errors.ts';
 
-export const NON_RETRYABLE = ['fatal', 'human_required'];
-
 export function toFailure(error: unknown): unknown {
   if (!(error instanceof DevflowError)) return error;
   return ApplicationFailure.create({

@@ -1,42 +1,27 @@
 // Gates: approval gates declared by the template, human gates raised by failures, and the
 // decisions that resolve them. Each gate opens in one transaction with all its state changes.
-import { and, eq } from 'drizzle-orm';
-import type { Transaction } from '../db/client.ts';
-import { recordDecision as recordDecisionRow, type DecisionInput } from '../db/approvals.ts';
-import { appendEvent } from '../db/events.ts';
-import { approvalRequests, runPhases, runs } from '../db/schema.ts';
+import { eq } from 'drizzle-orm';
+import { closePendingApprovals, gateThatPausedRun, openApprovalRequest, recordDecision as recordDecisionRow, type DecisionInput } from '../db/approvals.ts';
+import { findEventByKey } from '../db/events.ts';
+import { runPhases, runs } from '../db/schema.ts';
 import type { DecisionAction, SessionState } from '../db/state-machines.ts';
 import { transitionPhase, transitionRun, transitionSession } from '../db/transitions.ts';
+import { gateKeys, phaseKeys, runKeys, sessionKeys } from '../lib/keys.ts';
 import { checkpoint, type ActivityDeps } from './deps.ts';
 
-export type GateKind = 'approval' | 'human';
-
-async function openRequest(
-  tx: Transaction,
-  input: { runId: string; phaseId: string | null; gateKey: string; kind: GateKind; key: string; payload: Record<string, unknown> },
-): Promise<string> {
-  await tx
-    .insert(approvalRequests)
-    .values({ runId: input.runId, phaseId: input.phaseId, gateKey: input.gateKey, idempotencyKey: input.key, payload: { kind: input.kind, ...input.payload } })
-    .onConflictDoNothing();
-  const [request] = await tx.select().from(approvalRequests).where(eq(approvalRequests.idempotencyKey, input.key));
-  await appendEvent(tx, {
-    runId: input.runId,
-    phaseId: input.phaseId,
-    type: 'approval.requested',
-    idempotencyKey: `approval:${request!.id}:requested`,
-    payload: { approvalRequestId: request!.id, gateKey: input.gateKey, kind: input.kind, ...input.payload },
-  });
-  return request!.id;
-}
+/** A gate opened, or (the run was paused under the step) the gate that paused it, where the workflow waits instead. */
+export type GateOpened = { approvalRequestId: string } | { pausedBy: string };
 
 export function createGateActivities(deps: ActivityDeps) {
   const { db } = deps;
   return {
     /** Valid artifact, gated phase: phase, session and run wait for a person. */
-    async openApprovalGate(input: { runId: string; phaseId: string; sessionId: string; gateKey: string; attempt: number }): Promise<{ approvalRequestId: string }> {
-      const key = (what: string) => `${what}:${input.phaseId}:${input.gateKey}:${input.attempt}`;
+    async openApprovalGate(input: { runId: string; phaseId: string; sessionId: string; gateKey: string; attempt: number }): Promise<GateOpened> {
+      const key = (what: Parameters<typeof gateKeys>[0]) => gateKeys(what, input.phaseId, input.gateKey, input.attempt);
+      await checkpoint(deps, 'openApprovalGate:start');
       return db.transaction(async (tx) => {
+        const pausedBy = await gateThatPausedRun(tx, input.runId);
+        if (pausedBy) return { pausedBy };
         await transitionPhase(tx, { phaseId: input.phaseId, to: 'awaiting_approval', event: { type: 'phase.awaiting_approval', idempotencyKey: key('phase-gate') } });
         checkpoint(deps, 'openApprovalGate:phase');
         await transitionSession(tx, { sessionId: input.sessionId, to: 'WAITING_FOR_APPROVAL', event: { type: 'session.waiting', idempotencyKey: key('session-gate') } });
@@ -46,8 +31,8 @@ export function createGateActivities(deps: ActivityDeps) {
           event: { type: 'run.awaiting_approval', idempotencyKey: key('run-gate'), payload: { gateKey: input.gateKey } },
           set: { currentPhaseId: input.phaseId },
         });
-        const approvalRequestId = await openRequest(tx, { runId: input.runId, phaseId: input.phaseId, gateKey: input.gateKey, kind: 'approval', key: key('gate'), payload: { attempt: input.attempt } });
-        return { approvalRequestId };
+        const request = await openApprovalRequest(tx, { runId: input.runId, phaseId: input.phaseId, gateKey: input.gateKey, kind: 'approval', key: key('gate'), payload: { attempt: input.attempt } });
+        return { approvalRequestId: request.id };
       });
     },
 
@@ -64,10 +49,14 @@ export function createGateActivities(deps: ActivityDeps) {
       attempt: number;
       reason: string;
       hint?: string;
-    }): Promise<{ approvalRequestId: string }> {
-      const key = (what: string) => `${what}:${input.phaseId}:${input.gateKey}:${input.attempt}`;
+    }): Promise<GateOpened> {
+      const key = (what: Parameters<typeof gateKeys>[0]) => gateKeys(what, input.phaseId, input.gateKey, input.attempt);
       const payload = { reason: input.reason, attempt: input.attempt, ...(input.hint ? { hint: input.hint } : {}) };
+      await checkpoint(deps, 'openHumanGate:start');
       return db.transaction(async (tx) => {
+        // Paused already, and not by this gate (a retry of this step finds its own event): wait at that gate.
+        const pausedBy = (await findEventByKey(tx, key('run-paused'))) ? undefined : await gateThatPausedRun(tx, input.runId);
+        if (pausedBy) return { pausedBy };
         await transitionPhase(tx, { phaseId: input.phaseId, to: 'failed', event: { type: 'phase.failed', idempotencyKey: key('phase-failed'), payload } });
         checkpoint(deps, 'openHumanGate:phase');
         if (input.sessionId && input.sessionTo) {
@@ -83,8 +72,8 @@ export function createGateActivities(deps: ActivityDeps) {
           event: { type: 'run.paused', idempotencyKey: key('run-paused'), payload: { gateKey: input.gateKey, ...payload } },
           set: { currentPhaseId: input.phaseId },
         });
-        const approvalRequestId = await openRequest(tx, { runId: input.runId, phaseId: input.phaseId, gateKey: input.gateKey, kind: 'human', key: key('gate'), payload });
-        return { approvalRequestId };
+        const request = await openApprovalRequest(tx, { runId: input.runId, phaseId: input.phaseId, gateKey: input.gateKey, kind: 'human', key: key('gate'), payload });
+        return { approvalRequestId: request.id };
       });
     },
 
@@ -96,12 +85,11 @@ export function createGateActivities(deps: ActivityDeps) {
 
     /** An approved approval gate: the phase is done, its session idle, the run executing again. */
     async passApprovalGate(input: { runId: string; phaseId: string; sessionId: string; approvalRequestId: string }): Promise<void> {
-      const key = (what: string) => `${what}:${input.approvalRequestId}`;
       await db.transaction(async (tx) => {
-        await transitionPhase(tx, { phaseId: input.phaseId, to: 'completed', event: { type: 'phase.completed', idempotencyKey: key('phase-completed') } });
+        await transitionPhase(tx, { phaseId: input.phaseId, to: 'completed', event: { type: 'phase.completed', idempotencyKey: phaseKeys.completedAtGate(input.approvalRequestId) } });
         checkpoint(deps, 'passApprovalGate:phase');
-        await transitionSession(tx, { sessionId: input.sessionId, to: 'READY', event: { type: 'session.idle', idempotencyKey: key('session-idle') } });
-        await transitionRun(tx, { runId: input.runId, to: 'executing', event: { type: 'run.resumed', idempotencyKey: key('run-resumed') } });
+        await transitionSession(tx, { sessionId: input.sessionId, to: 'READY', event: { type: 'session.idle', idempotencyKey: sessionKeys.idleAfterApproval(input.approvalRequestId) } });
+        await transitionRun(tx, { runId: input.runId, to: 'executing', event: { type: 'run.resumed', idempotencyKey: runKeys.resumedAfterGate(input.approvalRequestId) } });
       });
     },
 
@@ -116,13 +104,10 @@ export function createGateActivities(deps: ActivityDeps) {
           await transitionPhase(tx, {
             phaseId: input.phaseId,
             to: 'failed',
-            event: { type: 'phase.failed', idempotencyKey: `phase:${input.phaseId}:lost:${input.approvalRequestId}`, payload: { reason: 'session_recovery_required' } },
+            event: { type: 'phase.failed', idempotencyKey: phaseKeys.lostSession(input.phaseId, input.approvalRequestId), payload: { reason: 'session_recovery_required' } },
           });
         }
-        await tx
-          .update(approvalRequests)
-          .set({ state: 'aborted', decidedAt: new Date() })
-          .where(and(eq(approvalRequests.phaseId, input.phaseId), eq(approvalRequests.state, 'pending')));
+        if (phase) await closePendingApprovals(tx, { runId: phase.runId, phaseId: input.phaseId, reason: 'the phase was superseded: its agent session was lost' });
       });
     },
 
@@ -136,10 +121,10 @@ export function createGateActivities(deps: ActivityDeps) {
         const back = await transitionRun(tx, {
           runId: input.runId,
           to: run!.state === 'paused' ? (run!.pausedFromState ?? 'executing') : run!.state,
-          event: { type: 'run.resumed', idempotencyKey: `run-resumed:${input.approvalRequestId}` },
+          event: { type: 'run.resumed', idempotencyKey: runKeys.resumedAfterGate(input.approvalRequestId) },
         });
         if (back.row.state === 'awaiting_approval') {
-          await transitionRun(tx, { runId: input.runId, to: 'executing', event: { type: 'run.resumed', idempotencyKey: `run-resumed:${input.approvalRequestId}:executing` } });
+          await transitionRun(tx, { runId: input.runId, to: 'executing', event: { type: 'run.resumed', idempotencyKey: runKeys.executingAfterGate(input.approvalRequestId) } });
         }
       });
     },

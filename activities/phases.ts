@@ -1,22 +1,39 @@
+// Completing a phase that needs no gate.
+import { eq } from 'drizzle-orm';
+import { gateThatPausedRun } from '../db/approvals.ts';
+import { findEventByKey } from '../db/events.ts';
+import { runPhases } from '../db/schema.ts';
 import { transitionPhase, transitionSession } from '../db/transitions.ts';
+import { phaseKeys, sessionKeys } from '../lib/keys.ts';
+import { sessionLifecycle } from '../sessions/lifecycle.ts';
 import { checkpoint, type ActivityDeps } from './deps.ts';
-import { createSessionActivities } from './sessions.ts';
 
 export function createPhaseActivities(deps: ActivityDeps) {
-  const sessions = createSessionActivities(deps);
+  const sessions = sessionLifecycle(deps);
   return {
-    /** A valid artifact and no gate: the phase is done, its session idle, its output kept. */
-    async completePhase(input: { phaseId: string; sessionId: string; attempt: number }): Promise<void> {
-      await deps.db.transaction(async (tx) => {
-        await transitionPhase(tx, { phaseId: input.phaseId, to: 'completed', event: { type: 'phase.completed', idempotencyKey: `phase:${input.phaseId}:completed` } });
+    /**
+     * A valid artifact and no gate: the phase is done, its session idle, its output kept. When
+     * the session manager paused the run under this step, nothing is completed and the gate that
+     * paused it is returned, for the workflow to wait at.
+     */
+    async completePhase(input: { phaseId: string; sessionId: string; attempt: number }): Promise<{ pausedBy?: string }> {
+      checkpoint(deps, 'completePhase:start');
+      const pausedBy = await deps.db.transaction(async (tx) => {
+        const [phase] = await tx.select({ runId: runPhases.runId }).from(runPhases).where(eq(runPhases.id, input.phaseId));
+        const paused = (await findEventByKey(tx, phaseKeys.completed(input.phaseId))) ? undefined : await gateThatPausedRun(tx, phase!.runId);
+        if (paused) return paused;
+        await transitionPhase(tx, { phaseId: input.phaseId, to: 'completed', event: { type: 'phase.completed', idempotencyKey: phaseKeys.completed(input.phaseId) } });
         await transitionSession(tx, {
           sessionId: input.sessionId,
           to: 'READY',
-          event: { type: 'session.idle', idempotencyKey: `session:${input.sessionId}:idle:${input.phaseId}:${input.attempt}` },
+          event: { type: 'session.idle', idempotencyKey: sessionKeys.idleAfterPhase(input.sessionId, input.phaseId, input.attempt) },
         });
+        return undefined;
       });
+      if (pausedBy) return { pausedBy };
       checkpoint(deps, 'completePhase:transitions');
       await sessions.captureTranscript({ sessionId: input.sessionId });
+      return {};
     },
   };
 }

@@ -9,6 +9,8 @@ import { agentPersonas, runPhases, workflowTemplates } from '../db/schema.ts';
 import { transitionRun } from '../db/transitions.ts';
 import { DevflowError } from '../lib/errors.ts';
 import { git, gitOk } from '../lib/git.ts';
+import { checkRunSource, runBranch, worktreePathFor } from '../lib/runs.ts';
+import { runKeys } from '../lib/keys.ts';
 import type { PersonaDefinition, TemplateDefinition } from '../schemas/registry-files.ts';
 import type { RunInput } from '../workflows/messages.ts';
 import { checkpoint, type ActivityDeps } from './deps.ts';
@@ -35,31 +37,6 @@ export interface PreparedRun {
   worktreePath: string;
   phases: PreparedPhase[];
   personas: Record<string, { id: string; instructions: string }>;
-}
-
-export function worktreePathFor(workspaceRoot: string, runId: string): string {
-  return path.join(workspaceRoot, runId, 'main');
-}
-
-export function runBranch(runId: string): string {
-  return `devflow/${runId}`;
-}
-
-/** Refuses a repo path that is not a git repository, or a base branch it does not have. */
-export async function checkRunSource(repoPath: string, baseBranch: string): Promise<void> {
-  if (!path.isAbsolute(repoPath) || !existsSync(repoPath)) {
-    throw new DevflowError({ errorClass: 'fatal', code: 'repo_path_invalid', message: `repoPath ${repoPath} must be an absolute path to an existing folder` });
-  }
-  if (!(await gitOk(repoPath, ['rev-parse', '--git-dir']))) {
-    throw new DevflowError({ errorClass: 'fatal', code: 'repo_not_git', message: `repoPath ${repoPath} is not a git repository` });
-  }
-  if (!(await gitOk(repoPath, ['rev-parse', '--verify', '--quiet', `refs/heads/${baseBranch}^{commit}`]))) {
-    throw new DevflowError({
-      errorClass: 'fatal',
-      code: 'base_branch_not_found',
-      message: `baseBranch ${baseBranch} does not exist in ${repoPath}`,
-    });
-  }
 }
 
 async function ensureWorktree(repoPath: string, worktreePath: string, branch: string, baseBranch: string): Promise<void> {
@@ -92,7 +69,7 @@ export function createPrepareRunActivities(deps: ActivityDeps) {
       });
       const [template] = await db.select().from(workflowTemplates).where(eq(workflowTemplates.id, run.templateId));
       if (template!.hash !== run.templateHash) {
-        throw new DevflowError({ errorClass: 'fatal', code: 'template_hash_mismatch', message: `template ${run.templateId} no longer has the hash run ${run.id} pinned` });
+        throw new DevflowError({ code: 'template_hash_mismatch', message: `template ${run.templateId} no longer has the hash run ${run.id} pinned` });
       }
       const definition = template!.definition as TemplateDefinition;
       await db
@@ -110,7 +87,7 @@ export function createPrepareRunActivities(deps: ActivityDeps) {
         await transitionRun(db, {
           runId: run.id,
           to: 'executing',
-          event: { type: 'run.started', idempotencyKey: `run:${run.id}:started`, payload: { worktreePath, branch: runBranch(run.id) } },
+          event: { type: 'run.started', idempotencyKey: runKeys.started(run.id), payload: { worktreePath, branch: runBranch(run.id) } },
           set: { worktreeRoot: path.dirname(worktreePath) },
         });
       }

@@ -1,6 +1,6 @@
 // Starting an attempt and sending its prompt. The prompt event is keyed by (phase, attempt):
 // once it is recorded, a retried activity does not send again.
-import { realpath, rm, mkdir } from 'node:fs/promises';
+import { realpath, mkdir } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { eq } from 'drizzle-orm';
@@ -8,13 +8,14 @@ import { appendEvent, findEventByKey } from '../db/events.ts';
 import { runs, tuiSessions } from '../db/schema.ts';
 import { transitionPhase, transitionSession } from '../db/transitions.ts';
 import { DevflowError } from '../lib/errors.ts';
+import { phaseKeys, promptKeys, sessionKeys } from '../lib/keys.ts';
 import { artifactJsonSchema, isArtifactSchemaId } from '../schemas/artifacts.ts';
 import type { Scenario } from '../sessions/scenarios.ts';
 import { checkpoint, type ActivityDeps } from './deps.ts';
-import { buildEnvelope, renderPrompt } from './prompt-envelope.ts';
-import { loadSession, targetOf } from './sessions.ts';
+import { buildEnvelope, promptHeader, renderPrompt, type PromptKind } from '../schemas/prompt.ts';
+import { signatureOf, type FileSignature } from './artifacts.ts';
+import { loadSession, targetOf } from '../sessions/lifecycle.ts';
 
-export type PromptKind = 'initial' | 'repair' | 'retry';
 
 export interface SendPromptInput {
   runId: string;
@@ -39,7 +40,6 @@ export interface SendPromptInput {
 export async function assertInsideWorktree(worktreePath: string, artifactPath: string): Promise<void> {
   const outside = () =>
     new DevflowError({
-      errorClass: 'fatal',
       code: 'artifact_path_outside_worktree',
       message: `artifact path ${artifactPath} resolves outside the run worktree ${worktreePath}`,
     });
@@ -60,19 +60,28 @@ export function createPromptActivities(deps: ActivityDeps) {
         const { row } = await transitionPhase(tx, {
           phaseId: input.phaseId,
           to: 'running',
-          event: { type: 'phase.started', idempotencyKey: `phase:${input.phaseId}:running:${input.attempt}`, payload: { kind: input.kind } },
+          event: { type: 'phase.started', idempotencyKey: phaseKeys.running(input.phaseId, input.attempt), payload: { kind: input.kind } },
         });
         await tx.update(runs).set({ currentPhaseId: row.id }).where(eq(runs.id, row.runId));
       });
     },
 
-    async sendPrompt(input: SendPromptInput): Promise<{ dedupKey: string }> {
-      const promptKey = `prompt:${input.phaseId}:${input.attempt}`;
+    /**
+     * Sends the attempt's prompt at most once. The intent (its uuid, and the artifact already on
+     * disk, which the wait will then ignore) is recorded before the paste; a retry after a crash
+     * looks for that prompt at the agent (its pane or its own log) before pasting it again. No
+     * artifact is deleted: an earlier prompt, or this one, may be producing it.
+     */
+    async sendPrompt(input: SendPromptInput): Promise<{ dedupKey: string; baseline: FileSignature | null }> {
+      const promptKey = promptKeys.sent(input.phaseId, input.attempt);
       const prior = await findEventByKey(db, promptKey);
-      if (prior) return { dedupKey: (prior.payload as { dedupKey: string }).dedupKey };
+      if (prior) {
+        const recorded = prior.payload as { dedupKey: string; baseline?: FileSignature | null };
+        return { dedupKey: recorded.dedupKey, baseline: recorded.baseline ?? null };
+      }
       await assertInsideWorktree(input.worktreePath, input.artifactPath);
       if (!isArtifactSchemaId(input.schemaId)) {
-        throw new DevflowError({ errorClass: 'fatal', code: 'artifact_schema_unknown', message: `artifact schema ${input.schemaId} is not registered` });
+        throw new DevflowError({ code: 'artifact_schema_unknown', message: `artifact schema ${input.schemaId} is not registered` });
       }
 
       let session = await loadSession(deps, input.sessionId);
@@ -80,17 +89,19 @@ export function createPromptActivities(deps: ActivityDeps) {
         session = (await transitionSession(db, {
           sessionId: session.id,
           to: 'BUSY',
-          event: { type: 'session.busy', idempotencyKey: `session:${session.id}:busy:${input.phaseId}:${input.attempt}`, payload: { phaseKey: input.phaseKey } },
+          event: { type: 'session.busy', idempotencyKey: sessionKeys.busy(session.id, input.phaseId, input.attempt), payload: { phaseKey: input.phaseKey } },
         })).row;
       }
       if (session.state !== 'BUSY') {
-        throw new DevflowError({ errorClass: 'fatal', code: 'internal_state_corruption', message: `cannot prompt session ${session.id} in state ${session.state}` });
+        throw new DevflowError({ code: 'internal_state_corruption', message: `cannot prompt session ${session.id} in state ${session.state}` });
       }
 
-      // A stale artifact (earlier attempt, invalid write) must not be mistaken for the answer.
-      await rm(input.artifactPath, { force: true });
+      const intentKey = promptKeys.delivering(input.phaseId, input.attempt);
+      const intended = (await findEventByKey(db, intentKey))?.payload as { uuid: string; baseline: FileSignature | null; sessionId: string } | undefined;
+      const uuid = intended?.uuid ?? randomUUID();
+      const baseline = intended ? intended.baseline : await signatureOf(input.artifactPath);
       const envelope = buildEnvelope({
-        uuid: randomUUID(),
+        uuid,
         runId: input.runId,
         roleId: input.roleId,
         phaseKey: input.phaseKey,
@@ -99,6 +110,15 @@ export function createPromptActivities(deps: ActivityDeps) {
         expectedSchema: input.schemaId,
         instructions: input.instructions,
       });
+      if (!intended) {
+        await appendEvent(db, {
+          runId: input.runId,
+          phaseId: input.phaseId,
+          type: 'prompt.delivering',
+          idempotencyKey: intentKey,
+          payload: { phaseKey: input.phaseKey, uuid, dedupKey: envelope.dedupKey, baseline, sessionId: session.id },
+        });
+      }
       const text = renderPrompt(envelope, {
         kind: input.kind,
         personaInstructions: input.personaInstructions,
@@ -107,8 +127,11 @@ export function createPromptActivities(deps: ActivityDeps) {
         scenario: input.scenario,
         repairScenario: input.repairScenario,
       });
+      const driver = deps.drivers.forBackend(session.backend);
+      // The same session was sent this prompt before a crash: it must not get it twice.
+      const delivered = intended?.sessionId === session.id && (await driver.received(targetOf(session), promptHeader(uuid)));
       checkpoint(deps, 'sendPrompt:before-delivery');
-      await deps.drivers.forBackend(session.backend).sendPrompt(targetOf(session), text);
+      if (!delivered) await driver.sendPrompt(targetOf(session), text);
       checkpoint(deps, 'sendPrompt:delivered');
 
       await db.transaction(async (tx) => {
@@ -117,14 +140,14 @@ export function createPromptActivities(deps: ActivityDeps) {
           phaseId: input.phaseId,
           type: input.kind === 'repair' ? 'prompt.repaired' : 'prompt.sent',
           idempotencyKey: promptKey,
-          payload: { phaseKey: input.phaseKey, dedupKey: envelope.dedupKey, uuid: envelope.uuid, kind: input.kind, attempt: input.attempt, sessionId: session.id, errors: input.errors ?? [] },
+          payload: { phaseKey: input.phaseKey, dedupKey: envelope.dedupKey, uuid: envelope.uuid, kind: input.kind, attempt: input.attempt, sessionId: session.id, errors: input.errors ?? [], baseline },
         });
         await transitionPhase(tx, {
           phaseId: input.phaseId,
           to: 'awaiting_artifact',
           event: {
             type: 'artifact.expected',
-            idempotencyKey: `phase:${input.phaseId}:awaiting:${input.attempt}`,
+            idempotencyKey: phaseKeys.awaitingArtifact(input.phaseId, input.attempt),
             payload: { path: input.artifactPath, schemaId: input.schemaId, timeoutMs: input.timeoutMs },
           },
         });
@@ -133,7 +156,7 @@ export function createPromptActivities(deps: ActivityDeps) {
           .set({ expectedArtifactPath: input.artifactPath, expectedSchema: input.schemaId, lastPromptHash: envelope.dedupKey, lastPromptAt: new Date() })
           .where(eq(tuiSessions.id, session.id));
       });
-      return { dedupKey: envelope.dedupKey };
+      return { dedupKey: envelope.dedupKey, baseline };
     },
   };
 }

@@ -9,8 +9,8 @@ import { and, asc, count, desc, eq, inArray, notInArray, sql } from 'drizzle-orm
 import type { FastifyBaseLogger, FastifyInstance, RawServerDefault } from 'fastify';
 import { z } from 'zod';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { checkRunSource } from '../activities/prepare-run.ts';
-import { writeRunReport } from '../activities/report.ts';
+import { writeRunReport } from '../db/report.ts';
+import { checkRunSource } from '../lib/runs.ts';
 import { recordDecision } from '../db/approvals.ts';
 import { listEvents } from '../db/events.ts';
 import { createRun } from '../db/runs.ts';

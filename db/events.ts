@@ -32,13 +32,21 @@ export async function appendEvent(executor: Executor, event: NewEvent): Promise<
     const locked = await tx.select({ id: runs.id }).from(runs).where(eq(runs.id, event.runId)).for('update');
     if (locked.length === 0) {
       throw new DevflowError({
-        errorClass: 'fatal',
         code: 'run_not_found',
         message: `cannot append ${event.type}: run ${event.runId} does not exist`,
       });
     }
     const existing = await findEventByKey(tx, event.idempotencyKey);
-    if (existing) return { event: existing, created: false };
+    if (existing) {
+      // The same fact written again is a no-op; another fact under its key is a bug to stop at.
+      if (existing.runId !== event.runId || existing.type !== event.type) {
+        throw new DevflowError({
+          code: 'internal_state_corruption',
+          message: `event key ${event.idempotencyKey} already holds ${existing.type} of run ${existing.runId}, not ${event.type} of run ${event.runId}`,
+        });
+      }
+      return { event: existing, created: false };
+    }
 
     const [next] = await tx
       .select({ seq: sql<number>`coalesce(max(${runEvents.seq}), 0) + 1`.mapWith(Number) })

@@ -35,7 +35,6 @@ async function upsertEntry<T extends { name: string; version: number }>(
   const [stored] = await executor.select({ hash: table.hash }).from(table).where(eq(table.id, entry.id));
   if (stored?.hash !== hash) {
     throw new DevflowError({
-      errorClass: 'fatal',
       code: 'registry_version_reused',
       message: `${entry.file} changed but still declares ${entry.id} (stored hash ${stored?.hash.slice(0, 12)}, file hash ${hash.slice(0, 12)})`,
       recoveryHint: 'give the changed definition a new version number; runs pinned to the old one keep it',
@@ -61,7 +60,6 @@ export async function syncRegistries(
     for (const [role, { persona }] of Object.entries(template.definition.roles)) {
       if (!personaIds.has(persona)) {
         throw new DevflowError({
-          errorClass: 'fatal',
           code: 'registry_file_invalid',
           message: `${template.file}: role ${role} uses persona ${persona}, which has no file in ${folders.personasDir ?? PERSONAS_DIR}`,
         });

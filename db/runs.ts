@@ -1,5 +1,6 @@
 import { eq } from 'drizzle-orm';
 import { DevflowError } from '../lib/errors.ts';
+import { runKeys } from '../lib/keys.ts';
 import type { Executor } from './client.ts';
 import { appendEvent } from './events.ts';
 import { runs, workflowTemplates } from './schema.ts';
@@ -22,7 +23,6 @@ export async function createRun(executor: Executor, input: NewRun): Promise<{ ru
     const [template] = await tx.select().from(workflowTemplates).where(eq(workflowTemplates.id, input.templateId));
     if (!template) {
       throw new DevflowError({
-        errorClass: 'fatal',
         code: 'template_not_found',
         message: `template ${input.templateId} is not registered`,
         recoveryHint: 'use one of the templates listed by GET /v1/templates',
@@ -37,7 +37,7 @@ export async function createRun(executor: Executor, input: NewRun): Promise<{ ru
     await appendEvent(tx, {
       runId: run.id,
       type: 'run.created',
-      idempotencyKey: `run:${run.id}:created`,
+      idempotencyKey: runKeys.created(run.id),
       payload: { templateId: run.templateId, templateHash: run.templateHash, repoPath: run.repoPath, baseBranch: run.baseBranch },
     });
     return { run, created: inserted.length > 0 };

@@ -37,10 +37,12 @@ export const SESSION_STATES = [
   'RESUMING',
   'REBOOTSTRAPPED',
   'FAILED_NEEDS_HUMAN',
+  'CLOSED',
 ] as const;
 export type SessionState = (typeof SESSION_STATES)[number];
 
-export const APPROVAL_STATES = ['pending', 'approved', 'rejected', 'aborted'] as const;
+/** `closed`: left open when its phase was superseded or its run ended, so nobody decided it. */
+export const APPROVAL_STATES = ['pending', 'approved', 'rejected', 'aborted', 'closed'] as const;
 export type ApprovalState = (typeof APPROVAL_STATES)[number];
 
 export const DECISION_ACTIONS = ['approve', 'reject', 'abort'] as const;
@@ -74,25 +76,41 @@ const PHASE_TRANSITIONS: Table<PhaseState> = {
   failed: ['running'],
 };
 
+// Sessions. Any live state may fail for good (FAILED_NEEDS_HUMAN) or be closed when its run
+// ends and its agent is disposed (CLOSED); both are terminal.
 const SESSION_TRANSITIONS: Table<SessionState> = {
-  CREATED: ['BOOTSTRAPPING', 'FAILED_NEEDS_HUMAN'],
-  BOOTSTRAPPING: ['READY', 'FAILED_NEEDS_HUMAN'],
-  READY: ['BUSY', 'WAITING_FOR_APPROVAL', 'FAILED_NEEDS_HUMAN'],
-  BUSY: ['READY', 'WAITING_FOR_APPROVAL', 'ARTIFACT_TIMEOUT', 'HUNG', 'CRASHED', 'FAILED_NEEDS_HUMAN'],
-  WAITING_FOR_APPROVAL: ['READY', 'FAILED_NEEDS_HUMAN'],
-  ARTIFACT_TIMEOUT: ['RESUMING', 'FAILED_NEEDS_HUMAN'],
-  HUNG: ['RESUMING', 'FAILED_NEEDS_HUMAN'],
-  CRASHED: ['RESUMING', 'FAILED_NEEDS_HUMAN'],
-  RESUMING: ['REBOOTSTRAPPED', 'FAILED_NEEDS_HUMAN'],
-  REBOOTSTRAPPED: ['READY', 'FAILED_NEEDS_HUMAN'],
+  CREATED: ['BOOTSTRAPPING', 'FAILED_NEEDS_HUMAN', 'CLOSED'],
+  BOOTSTRAPPING: ['READY', 'FAILED_NEEDS_HUMAN', 'CLOSED'],
+  READY: ['BUSY', 'WAITING_FOR_APPROVAL', 'FAILED_NEEDS_HUMAN', 'CLOSED'],
+  BUSY: ['READY', 'WAITING_FOR_APPROVAL', 'ARTIFACT_TIMEOUT', 'HUNG', 'CRASHED', 'FAILED_NEEDS_HUMAN', 'CLOSED'],
+  WAITING_FOR_APPROVAL: ['READY', 'FAILED_NEEDS_HUMAN', 'CLOSED'],
+  ARTIFACT_TIMEOUT: ['RESUMING', 'FAILED_NEEDS_HUMAN', 'CLOSED'],
+  HUNG: ['RESUMING', 'FAILED_NEEDS_HUMAN', 'CLOSED'],
+  CRASHED: ['RESUMING', 'FAILED_NEEDS_HUMAN', 'CLOSED'],
+  RESUMING: ['REBOOTSTRAPPED', 'FAILED_NEEDS_HUMAN', 'CLOSED'],
+  REBOOTSTRAPPED: ['READY', 'FAILED_NEEDS_HUMAN', 'CLOSED'],
   FAILED_NEEDS_HUMAN: [],
+  CLOSED: [],
 };
 
-export type Machine = 'run' | 'phase' | 'session';
+export const TERMINAL_SESSION_STATES: ReadonlySet<SessionState> = new Set(['FAILED_NEEDS_HUMAN', 'CLOSED']);
+
+// Approval requests: decided once (approve, reject, abort), or closed undecided.
+const APPROVAL_TRANSITIONS: Table<ApprovalState> = {
+  pending: ['approved', 'rejected', 'aborted', 'closed'],
+  approved: [],
+  rejected: [],
+  aborted: [],
+  closed: [],
+};
+
+/** The state a decision puts its request in. */
+export const DECIDED_STATE: Record<DecisionAction, 'approved' | 'rejected' | 'aborted'> = { approve: 'approved', reject: 'rejected', abort: 'aborted' };
+
+export type Machine = 'run' | 'phase' | 'session' | 'approval';
 
 function illegal(machine: Machine, from: string, to: string, why = 'not an allowed transition'): DevflowError {
   return new DevflowError({
-    errorClass: 'fatal',
     code: 'internal_state_corruption',
     message: `illegal ${machine} transition ${from} -> ${to}: ${why}`,
     recoveryHint: 'this is a devflow bug or a manual database edit; inspect the run events before retrying',
@@ -127,6 +145,14 @@ export function canTransitionSession(from: SessionState, to: SessionState): bool
 
 export function assertSessionTransition(from: SessionState, to: SessionState): void {
   if (!canTransitionSession(from, to)) throw illegal('session', from, to);
+}
+
+export function canTransitionApproval(from: ApprovalState, to: ApprovalState): boolean {
+  return APPROVAL_TRANSITIONS[from].includes(to);
+}
+
+export function assertApprovalTransition(from: ApprovalState, to: ApprovalState): void {
+  if (!canTransitionApproval(from, to)) throw illegal('approval', from, to);
 }
 
 export const EVENT_TYPES = [
@@ -166,5 +192,10 @@ export const EVENT_TYPES = [
   // Real agents: a first-run dialog answered by rule (with its screen), a start that failed.
   'session.dialog_answered',
   'session.start_failed',
+  // A session whose agent was disposed when its run ended; a request nobody decided.
+  'session.closed',
+  'approval.closed',
+  // A prompt about to be pasted (so a retry can tell whether the agent already has it).
+  'prompt.delivering',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];

@@ -1,11 +1,11 @@
-// Every change of a run, phase or session state goes through here: one transaction that
+// Every change of a run, phase or session state goes through here (approvals: db/approvals.ts): one transaction that
 // locks the row, asks the state machine, updates the row and appends the event recording it.
 // The event's idempotency key makes a repeated transition (a retried activity) a no-op.
 import { eq, sql } from 'drizzle-orm';
 import { DevflowError } from '../lib/errors.ts';
 import type { Executor } from './client.ts';
 import { appendEvent, findEventByKey, type RunEvent } from './events.ts';
-import { runPhases, runs, tuiSessions } from './schema.ts';
+import { approvalRequests, runPhases, runs, tuiSessions } from './schema.ts';
 import {
   assertPhaseTransition,
   assertRunTransition,
@@ -20,6 +20,7 @@ import {
 export type Run = typeof runs.$inferSelect;
 export type RunPhase = typeof runPhases.$inferSelect;
 export type TuiSession = typeof tuiSessions.$inferSelect;
+export type ApprovalRequest = typeof approvalRequests.$inferSelect;
 
 export interface TransitionEvent {
   type: EventType;
@@ -34,8 +35,8 @@ export interface TransitionResult<Row> {
   changed: boolean;
 }
 
-function notFound(what: string, id: string): DevflowError {
-  return new DevflowError({ errorClass: 'fatal', code: `${what}_not_found`, message: `${what} ${id} does not exist` });
+export function notFound(what: 'run' | 'phase' | 'session' | 'approval_request', id: string): DevflowError {
+  return new DevflowError({ code: `${what}_not_found`, message: `${what} ${id} does not exist` });
 }
 
 export async function transitionRun(
@@ -135,3 +136,4 @@ export async function transitionSession(
     return { row: updated!, event, changed: true };
   });
 }
+

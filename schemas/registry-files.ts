@@ -108,5 +108,5 @@ export async function readRegistryFolder<T extends { name: string; version: numb
 }
 
 function invalidFile(file: string, why: string): DevflowError {
-  return new DevflowError({ errorClass: 'fatal', code: 'registry_file_invalid', message: `${file}: ${why}` });
+  return new DevflowError({ code: 'registry_file_invalid', message: `${file}: ${why}` });
 }

@@ -56,7 +56,6 @@ export async function findAgentCli(agent: RealAgent, options: AgentCliOptions = 
     const version = (await isExecutable(explicit)) ? versionOf(explicit, env) : undefined;
     if (version === undefined) {
       throw new DevflowError({
-        errorClass: 'fatal',
         code: 'agent_not_installed',
         message: `${cli.pathVariable}: ${explicit} is not a working ${agent} program`,
         recoveryHint: `point ${cli.pathVariable} at the ${cli.bin} program, or unset it`,
@@ -77,7 +76,6 @@ export async function findAgentCli(agent: RealAgent, options: AgentCliOptions = 
 export function agentNotInstalled(agent: RealAgent, env: NodeJS.ProcessEnv = process.env): DevflowError {
   const cli = AGENT_CLIS[agent];
   return new DevflowError({
-    errorClass: 'fatal',
     code: 'agent_not_installed',
     message: `the ${agent} agent is not installed on this host (no ${cli.pathVariable}, no \`${cli.bin}\` on PATH, nothing in ${agentCacheDir(agent, env)})`,
     recoveryHint: `install it with \`npm run devflow -- agents install ${agent}\` (${cli.package}@${cli.version} into devflow's cache), or \`npm install -g ${cli.package}@${cli.version}\``,
@@ -127,7 +125,6 @@ export async function installAgentCli(agent: RealAgent, options: AgentCliOptions
     const binary = path.join(staging, 'node_modules', '.bin', cli.bin);
     if (code !== 0 || versionOf(binary, env) === undefined) {
       throw new DevflowError({
-        errorClass: 'fatal',
         code: 'agent_install_failed',
         message: `npm install ${cli.package}@${cli.version} failed (exit ${code}):\n${output.slice(-20).join('\n')}`,
         recoveryHint: `install it yourself (npm install -g ${cli.package}@${cli.version}) or set ${cli.pathVariable}`,

@@ -73,6 +73,8 @@ export interface SessionDriver {
   resume(target: SessionTarget): Promise<boolean>;
   /** Delivers a prompt verbatim; throws a recoverable DevflowError when delivery fails. */
   sendPrompt(target: SessionTarget, text: string): Promise<void>;
+  /** True when the agent already has a prompt with this first line (on its screen or in its own log). */
+  received(target: SessionTarget, header: string): Promise<boolean>;
   probe(target: SessionTarget): Promise<ProbeResult>;
   /** Replaces a timed-out, hung or crashed agent process, continuing its conversation if it can. */
   rebootstrap(target: SessionTarget, options?: LaunchOptions): Promise<StartedSession>;

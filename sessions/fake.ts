@@ -60,14 +60,14 @@ export class FakeSessionDriver implements SessionDriver {
   async sendPrompt(target: SessionTarget, text: string): Promise<void> {
     const agent = this.agents.get(target.sessionId);
     if (!agent?.alive) {
-      throw new DevflowError({ errorClass: 'recoverable', code: 'session_not_running', message: `session ${target.sessionId} has no live agent` });
+      throw new DevflowError({ code: 'session_not_running', message: `session ${target.sessionId} has no live agent` });
     }
     const directives = parsePromptDirectives(text);
     // A repair follows the previous prompt's Repair-Scenario; an agent restarted since then has
     // forgotten it and reads the repair prompt's own Scenario line, which says the same.
     const scenario = (directives.kind === 'repair' ? agent.pendingRepairScenario : undefined) ?? directives.scenario ?? 'ok';
     if (scenario === 'send_fail') {
-      throw new DevflowError({ errorClass: 'recoverable', code: 'prompt_send_failed', message: 'the fake agent refused the prompt (scenario send_fail)' });
+      throw new DevflowError({ code: 'prompt_send_failed', message: 'the fake agent refused the prompt (scenario send_fail)' });
     }
     this.prompts.set(target.sessionId, [...(this.prompts.get(target.sessionId) ?? []), text]);
     agent.pendingRepairScenario = directives.repairScenario;
@@ -91,6 +91,10 @@ export class FakeSessionDriver implements SessionDriver {
     })();
     this.writes.add(write);
     void write.finally(() => this.writes.delete(write));
+  }
+
+  async received(target: SessionTarget, header: string): Promise<boolean> {
+    return (this.prompts.get(target.sessionId) ?? []).some((p) => p.split('\n')[0] === header);
   }
 
   async probe(target: SessionTarget): Promise<ProbeResult> {

@@ -13,7 +13,6 @@ export function sessionDrivers(drivers: Record<string, SessionDriver>): SessionD
       const driver = drivers[backend];
       if (!driver) {
         throw new DevflowError({
-          errorClass: 'fatal',
           code: 'backend_unavailable',
           message: `session backend ${backend} is not available on this worker (available: ${Object.keys(drivers).join(', ')})`,
         });

@@ -1,5 +1,7 @@
 // What a scripted or fake agent does with a prompt. Prompts carry `Scenario:` (what to do
 // now) and `Repair-Scenario:` (what to do with the repair prompt that may follow).
+import type { PromptKind } from '../schemas/prompt.ts';
+
 export const SCENARIOS = [
   'ok', // write a valid artifact atomically
   'invalid_json', // write bytes that are not JSON
@@ -30,7 +32,7 @@ export function scenarioForAttempt(scenarios: PhaseScenarios | undefined, attemp
 }
 
 export interface PromptDirectives {
-  kind: 'initial' | 'repair' | 'retry';
+  kind: PromptKind;
   scenario: Scenario | undefined;
   repairScenario: Scenario | undefined;
   artifactPath: string | undefined;

@@ -43,6 +43,8 @@ async function onPrompt(text: string): Promise<void> {
   if (directives.dedupKey) handled.add(directives.dedupKey);
   const scenario = (directives.kind === 'repair' ? pendingRepair : undefined) ?? directives.scenario ?? 'ok';
   pendingRepair = directives.repairScenario;
+  // Its first line, as an agent's screen shows what it was given.
+  say(text.split('\n')[0]!);
   say(`received ${directives.kind} prompt (${Buffer.byteLength(text)} bytes, kept in ${path.basename(kept)}); scenario ${scenario}`);
 
   switch (scenario) {

@@ -2,10 +2,11 @@
 // until their input prompt shows (answering known first-run dialogs by rule, and stopping at
 // once on a screen nobody knows), prompted through a paste buffer, probed, restarted with
 // their conversation, and their usage read from their own logs.
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DevflowError, isDevflowError } from '../lib/errors.ts';
+import { DevflowError } from '../lib/errors.ts';
 import { processAlive, processGroupOf } from '../lib/processes.ts';
 import { requireAgentCli, type RealAgent, type ResolvedAgentCli } from './agent-cli.ts';
 import { sumUsage, type Conversation } from './agent-logs.ts';
@@ -105,14 +106,9 @@ export class TmuxDriver implements SessionDriver {
     });
   }
 
-  /** The agent's program; one that went missing is for a person to install. */
+  /** The agent's program; one that went missing is for a person to install (agent_not_installed). */
   private async findCli(agent: RealAgent): Promise<ResolvedAgentCli> {
-    try {
-      return await (this.options.findCli ?? ((a: RealAgent) => requireAgentCli(a, { env: this.options.env })))(agent);
-    } catch (error) {
-      if (!isDevflowError(error, 'agent_not_installed')) throw error;
-      throw new DevflowError({ errorClass: 'human_required', code: error.code, message: error.message, recoveryHint: `${error.recoveryHint}; then approve this gate` });
-    }
+    return (this.options.findCli ?? ((a: RealAgent) => requireAgentCli(a, { env: this.options.env })))(agent);
   }
 
   private async prepare(t: SessionTarget): Promise<Prepared> {
@@ -121,7 +117,7 @@ export class TmuxDriver implements SessionDriver {
     let playback: LaunchContext['playback'];
     if (t.playback && agent) {
       if (!this.options.playback) {
-        throw new DevflowError({ errorClass: 'fatal', code: 'playback_unavailable', message: 'this worker does not serve the playback model' });
+        throw new DevflowError({ code: 'playback_unavailable', message: 'this worker does not serve the playback model' });
       }
       playback = await this.options.playback.endpoint(agent);
     }
@@ -189,7 +185,7 @@ export class TmuxDriver implements SessionDriver {
       const pane = await this.pane(t);
       screen = await this.screen(t);
       if (!pane || pane.dead || !processAlive(pane.pid)) {
-        throw this.startError('recoverable', 'agent_exited', t, `the ${name} agent for ${t.roleId} exited while starting`, screen);
+        throw this.startError('agent_exited', t, `the ${name} agent for ${t.roleId} exited while starting`, screen);
       }
       // An agent may draw its prompt for a moment before a dialog covers it, or a dialog before
       // it reads keys: what it shows must hold for a moment before devflow acts on it.
@@ -218,19 +214,19 @@ export class TmuxDriver implements SessionDriver {
       const hash = screenHash(screen);
       if (hash !== steady.hash) steady = { hash, since: Date.now() };
       else if (screen.trim() && !this.preset.isBusy(screen) && Date.now() - steady.since >= blockedAfterMs) {
-        throw this.startError('human_required', 'agent_blocked', t, `the ${name} agent for ${t.roleId} is stopped at a screen devflow does not know`, screen,
+        throw this.startError('agent_blocked', t, `the ${name} agent for ${t.roleId} is stopped at a screen devflow does not know`, screen,
           `look at it and answer it in the agent's pane (${this.attachHint(t)}), or fix what it complains about; then approve this gate to start the agent again`);
       }
       await sleep(100);
     }
-    throw this.startError('recoverable', 'agent_start_failed', t, `the ${name} agent for ${t.roleId} did not show its input prompt within ${Math.round((this.options.readyTimeoutMs ?? 60_000) / 1000)} s`, screen);
+    throw this.startError('agent_not_ready', t, `the ${name} agent for ${t.roleId} did not show its input prompt within ${Math.round((this.options.readyTimeoutMs ?? 60_000) / 1000)} s`, screen);
   }
 
   private async answer(t: SessionTarget, dialog: KnownDialog, screen: string, options: LaunchOptions): Promise<void> {
     const allowed = dialog.rule === 'trust_worktree' ? this.settings.trustWorktree : true;
     const keys = menuKeys(screen, dialog.accept);
     if (!allowed || !keys) {
-      throw this.startError('human_required', 'agent_dialog_needs_person', t, `${dialog.describe}; ${allowed ? 'its accepting option is not on screen' : 'the rule for it is to ask a person (DEVFLOW_AGENT_TRUST_WORKTREE=ask)'}`, screen,
+      throw this.startError('agent_dialog_needs_person', t, `${dialog.describe}; ${allowed ? 'its accepting option is not on screen' : 'the rule for it is to ask a person (DEVFLOW_AGENT_TRUST_WORKTREE=ask)'}`, screen,
         `answer it in the agent's pane (${this.attachHint(t)}), then approve this gate`);
     }
     await options.onDialog?.({ dialog: dialog.id, rule: dialog.rule, answer: 'accept', describe: dialog.describe, screen: tidyScreen(screen) });
@@ -240,10 +236,9 @@ export class TmuxDriver implements SessionDriver {
     while (Date.now() < gone && dialog.screen.test(await this.screen(t))) await sleep(50);
   }
 
-  private startError(errorClass: 'recoverable' | 'human_required', code: string, t: SessionTarget, message: string, screen: string, recoveryHint?: string): DevflowError {
+  private startError(code: 'agent_exited' | 'agent_not_ready' | 'agent_blocked' | 'agent_dialog_needs_person', t: SessionTarget, message: string, screen: string, recoveryHint?: string): DevflowError {
     const shown = tidyScreen(screen);
     return new DevflowError({
-      errorClass,
       code,
       message,
       recoveryHint: recoveryHint ?? `look at the agent's pane (${this.attachHint(t)}) and its logs`,
@@ -259,7 +254,7 @@ export class TmuxDriver implements SessionDriver {
   async sendPrompt(t: SessionTarget, text: string): Promise<void> {
     const pane = await this.pane(t);
     if (!pane || pane.dead) {
-      throw new DevflowError({ errorClass: 'recoverable', code: 'prompt_send_failed', message: `no live agent pane for ${t.roleId} in ${tmuxSessionName(t.runId)}` });
+      throw new DevflowError({ code: 'prompt_send_failed', message: `no live agent pane for ${t.roleId} in ${tmuxSessionName(t.runId)}` });
     }
     const buffer = `devflow-${t.sessionId}`;
     const real = this.preset.cli !== undefined;
@@ -276,8 +271,19 @@ export class TmuxDriver implements SessionDriver {
         await this.tmux.run(['send-keys', '-t', this.target(t), ...this.preset.submitKeys]);
       }
     } catch (error) {
-      throw new DevflowError({ errorClass: 'recoverable', code: 'prompt_send_failed', message: (error as Error).message });
+      throw new DevflowError({ code: 'prompt_send_failed', message: (error as Error).message });
     }
+  }
+
+  async received(t: SessionTarget, header: string): Promise<boolean> {
+    const history = await this.tmux.tryRun(['capture-pane', '-p', '-J', '-S', '-', '-E', '-', '-t', this.target(t)]);
+    if (history?.includes(header)) return true;
+    // A real agent folds a long paste into `[Pasted text …]` on screen; its own log has the text.
+    if (!this.preset.conversations) return false;
+    for (const conversation of await this.conversations(t)) {
+      if ((await readFile(conversation.file, 'utf8')).includes(header)) return true;
+    }
+    return false;
   }
 
   /** The screen once it differs from `from` (or `from` itself after `timeoutMs`). */

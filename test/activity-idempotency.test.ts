@@ -104,7 +104,9 @@ const approvalPath: Step[] = [
   {
     name: 'openApprovalGate', points: ['openApprovalGate:phase'],
     run: async (ctx) => {
-      ctx.approvalRequestId = (await activities.openApprovalGate({ runId: ctx.runId, phaseId: spec(ctx).id, sessionId: ctx.sessionId!, gateKey: 'spec_approved', attempt: 1 })).approvalRequestId;
+      const opened = await activities.openApprovalGate({ runId: ctx.runId, phaseId: spec(ctx).id, sessionId: ctx.sessionId!, gateKey: 'spec_approved', attempt: 1 });
+      if (!('approvalRequestId' in opened)) throw new Error(`the run was paused under the gate: ${opened.pausedBy}`);
+      ctx.approvalRequestId = opened.approvalRequestId;
     },
   },
   { name: 'recordDecision', points: ['recordDecision:request'], run: (ctx) => activities.recordDecision({ approvalRequestId: ctx.approvalRequestId!, action: 'approve', clientToken: 'tok', comment: 'ok' }) },
@@ -137,9 +139,11 @@ const humanGatePath: Step[] = [
   {
     name: 'openHumanGate', points: ['openHumanGate:phase'],
     run: async (ctx) => {
-      ctx.approvalRequestId = (await activities.openHumanGate({
+      const opened = await activities.openHumanGate({
         runId: ctx.runId, phaseId: spec(ctx).id, sessionId: ctx.sessionId!, sessionTo: 'FAILED_NEEDS_HUMAN', gateKey: 'artifact_invalid_after_repair', attempt: 1, reason: 'invalid',
-      })).approvalRequestId;
+      });
+      if (!('approvalRequestId' in opened)) throw new Error(`the run was paused under the gate: ${opened.pausedBy}`);
+      ctx.approvalRequestId = opened.approvalRequestId;
     },
   },
   { name: 'recordDecision', points: [], run: (ctx) => activities.recordDecision({ approvalRequestId: ctx.approvalRequestId!, action: 'approve', clientToken: 'tok' }) },

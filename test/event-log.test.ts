@@ -2,8 +2,9 @@
 import { randomUUID } from 'node:crypto';
 import { count, eq } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
+import { closePendingApprovals, openApprovalRequest, recordDecision } from '../db/approvals.ts';
 import { appendEvent, listEvents } from '../db/events.ts';
-import { runEvents, runPhases, runs, tuiSessions } from '../db/schema.ts';
+import { approvalRequests, runEvents, runPhases, runs, tuiSessions } from '../db/schema.ts';
 import { transitionPhase, transitionRun, transitionSession } from '../db/transitions.ts';
 import { newRun, useDatabase } from './helpers/database.ts';
 
@@ -144,5 +145,42 @@ describe('transitions', () => {
     const [row] = await db.select().from(tuiSessions).where(eq(tuiSessions.id, session!.id));
     expect(row!.state).toBe('FAILED_NEEDS_HUMAN');
     expect(await eventCount(run.id)).toBe(5); // run.created + 4 session moves
+  });
+});
+
+describe('a key holding another fact', () => {
+  it('refuses an event of another type under a key already written, and writes nothing', async () => {
+    const run = await newRun(handle);
+    await appendEvent(db, { runId: run.id, type: 'session.busy', idempotencyKey: `${run.id}:shared` });
+    await expect(appendEvent(db, { runId: run.id, type: 'session.idle', idempotencyKey: `${run.id}:shared` })).rejects.toMatchObject({ code: 'internal_state_corruption' });
+    expect(await eventCount(run.id)).toBe(2);
+  });
+});
+
+describe('approval requests', () => {
+  it('open once with their event, refuse other content under the same key, and decide or close by transition', async () => {
+    const run = await newRun(handle);
+    const open = (payload: Record<string, unknown>) => openApprovalRequest(db, { runId: run.id, phaseId: null, gateKey: 'spec_approved', kind: 'approval', key: `${run.id}:gate`, payload });
+    const first = await open({ attempt: 1 });
+    expect((await open({ attempt: 1 })).id).toBe(first.id);
+    await expect(open({ attempt: 2 })).rejects.toMatchObject({ code: 'internal_state_corruption' });
+    const second = await openApprovalRequest(db, { runId: run.id, phaseId: null, gateKey: 'session_recovery_required', kind: 'human', key: `${run.id}:gate2`, payload: {} });
+
+    const decided = await recordDecision(db, { approvalRequestId: first.id, action: 'reject', clientToken: 't' });
+    expect(decided).toMatchObject({ action: 'reject', created: true });
+    expect(await recordDecision(db, { approvalRequestId: first.id, action: 'approve', clientToken: 'u' })).toMatchObject({ action: 'reject', created: false });
+    expect(await closePendingApprovals(db, { runId: run.id, reason: 'the run ended' })).toBe(1);
+    expect(await closePendingApprovals(db, { runId: run.id, reason: 'the run ended' })).toBe(0);
+
+    const states = await db.select({ id: approvalRequests.id, state: approvalRequests.state }).from(approvalRequests).where(eq(approvalRequests.runId, run.id));
+    expect(Object.fromEntries(states.map((r) => [r.id, r.state]))).toEqual({ [first.id]: 'rejected', [second.id]: 'closed' });
+    const events = (await listEvents(db, run.id)).map((e) => [e.type, (e.payload as { approvalRequestId?: string }).approvalRequestId ?? null]);
+    expect(events).toEqual([
+      ['run.created', null],
+      ['approval.requested', first.id],
+      ['approval.requested', second.id],
+      ['approval.decided', first.id],
+      ['approval.closed', second.id],
+    ]);
   });
 });

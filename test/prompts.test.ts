@@ -1,6 +1,6 @@
 // Prompt envelopes, the text agents read, scenarios and probe classification: pure logic.
 import { describe, expect, it } from 'vitest';
-import { buildEnvelope, renderPrompt } from '../activities/prompt-envelope.ts';
+import { buildEnvelope, renderPrompt } from '../schemas/prompt.ts';
 import { classifyProbe } from '../sessions/driver.ts';
 import { parsePromptDirectives, scenarioForAttempt } from '../sessions/scenarios.ts';
 

@@ -262,9 +262,9 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
   });
 
   if (backend === 'fake') it('asks a person when an agent cannot be started (3 tries) or is stopped at a screen; approving starts a new one', async () => {
-    const exited = () => new DevflowError({ errorClass: 'recoverable', code: 'agent_exited', message: 'the agent exited while starting', details: { screen: 'segmentation fault' } });
+    const exited = () => new DevflowError({ code: 'agent_exited', message: 'the agent exited while starting', details: { screen: 'segmentation fault' } });
     h.fake.failNextStarts('implementer', exited(), exited(), exited());
-    h.fake.failNextStarts('reviewer', new DevflowError({ errorClass: 'human_required', code: 'agent_blocked', message: 'the agent is stopped at a screen devflow does not know', recoveryHint: 'answer it in the pane', details: { screen: 'Choose a theme: 1. Dark 2. Light' } }));
+    h.fake.failNextStarts('reviewer', new DevflowError({ code: 'agent_blocked', message: 'the agent is stopped at a screen devflow does not know', recoveryHint: 'answer it in the pane', details: { screen: 'Choose a theme: 1. Dark 2. Light' } }));
     const { runId, handle } = await h.start();
     await decide(h, runId, 'spec_approved', 'approve');
 

@@ -3,9 +3,12 @@
 import { describe, expect, it } from 'vitest';
 import { isDevflowError } from '../lib/errors.ts';
 import {
+  APPROVAL_STATES,
+  assertApprovalTransition,
   assertPhaseTransition,
   assertRunTransition,
   assertSessionTransition,
+  canTransitionApproval,
   canTransitionPhase,
   canTransitionRun,
   canTransitionSession,
@@ -28,8 +31,8 @@ describe('run state machine', () => {
     'paused>failed', 'paused>aborted',
   ]);
 
-  it.each(pairs(RUN_STATES))('%s -> %s (not paused)', (from, to) => {
-    if (from === 'paused') return; // covered below, it depends on paused_from_state
+  // From `paused` it depends on paused_from_state: covered below.
+  it.each(pairs(RUN_STATES).filter(([from]) => from !== 'paused'))('%s -> %s', (from, to) => {
     const expected = allowed.has(`${from}>${to}`);
     expect(canTransitionRun(from, to)).toBe(expected);
     if (expected) expect(() => assertRunTransition(from, to)).not.toThrow();
@@ -83,8 +86,8 @@ describe('phase state machine', () => {
 describe('session state machine', () => {
   // CREATED -> BOOTSTRAPPING -> READY <-> BUSY; READY|BUSY -> WAITING_FOR_APPROVAL -> READY;
   // BUSY -> ARTIFACT_TIMEOUT|HUNG|CRASHED -> RESUMING -> REBOOTSTRAPPED -> READY;
-  // any non-terminal -> FAILED_NEEDS_HUMAN (terminal).
-  const nonTerminal = SESSION_STATES.filter((s) => s !== 'FAILED_NEEDS_HUMAN');
+  // any non-terminal -> FAILED_NEEDS_HUMAN, or -> CLOSED when its run ended (both terminal).
+  const nonTerminal = SESSION_STATES.filter((s) => s !== 'FAILED_NEEDS_HUMAN' && s !== 'CLOSED');
   const allowed = set([
     'CREATED>BOOTSTRAPPING', 'BOOTSTRAPPING>READY', 'READY>BUSY', 'BUSY>READY',
     'READY>WAITING_FOR_APPROVAL', 'BUSY>WAITING_FOR_APPROVAL', 'WAITING_FOR_APPROVAL>READY',
@@ -92,6 +95,7 @@ describe('session state machine', () => {
     'ARTIFACT_TIMEOUT>RESUMING', 'HUNG>RESUMING', 'CRASHED>RESUMING',
     'RESUMING>REBOOTSTRAPPED', 'REBOOTSTRAPPED>READY',
     ...nonTerminal.map((s) => `${s}>FAILED_NEEDS_HUMAN`),
+    ...nonTerminal.map((s) => `${s}>CLOSED`),
   ]);
 
   it.each(pairs(SESSION_STATES))('%s -> %s', (from, to) => {
@@ -99,5 +103,17 @@ describe('session state machine', () => {
     expect(canTransitionSession(from, to)).toBe(expected);
     if (expected) expect(() => assertSessionTransition(from, to)).not.toThrow();
     else expect(() => assertSessionTransition(from, to)).toThrow(/illegal session transition/);
+  });
+});
+
+describe('approval request state machine', () => {
+  // pending -> approved | rejected | aborted (a decision) | closed (nobody decided; the run or phase moved on).
+  const allowed = set(['pending>approved', 'pending>rejected', 'pending>aborted', 'pending>closed']);
+
+  it.each(pairs(APPROVAL_STATES))('%s -> %s', (from, to) => {
+    const expected = allowed.has(`${from}>${to}`);
+    expect(canTransitionApproval(from, to)).toBe(expected);
+    if (expected) expect(() => assertApprovalTransition(from, to)).not.toThrow();
+    else expect(() => assertApprovalTransition(from, to)).toThrow(/illegal approval transition/);
   });
 });

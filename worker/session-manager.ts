@@ -3,16 +3,15 @@
 // that belong to no active run, and tracks session operations so shutdown can drain them.
 import { and, eq, inArray, ne, notInArray } from 'drizzle-orm';
 import type pg from 'pg';
-import { targetOf } from '../activities/sessions.ts';
 import type { Database } from '../db/client.ts';
-import { appendEvent } from '../db/events.ts';
-import { approvalRequests, runPhases, runs, tuiSessions } from '../db/schema.ts';
-import { TERMINAL_RUN_STATES, type RunState } from '../db/state-machines.ts';
-import { transitionRun, transitionSession, type TuiSession } from '../db/transitions.ts';
+import { runs, tuiSessions } from '../db/schema.ts';
+import { TERMINAL_RUN_STATES } from '../db/state-machines.ts';
+import type { TuiSession } from '../db/transitions.ts';
 import { canonicalHash } from '../lib/canonical-json.ts';
 import { DevflowError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { SessionDriver, SessionDrivers } from '../sessions/driver.ts';
+import { failLostSession, targetOf } from '../sessions/lifecycle.ts';
 import { tmuxSessionName, type TmuxServer } from '../sessions/tmux.ts';
 
 /** Backends whose sessions live in this host's tmux server. */
@@ -65,7 +64,6 @@ export class SessionManager {
     if (!rows[0]!.locked) {
       client.release();
       throw new DevflowError({
-        errorClass: 'fatal',
         code: 'session_manager_already_running',
         message: `another devflow worker already manages the sessions of host ${options.hostId}`,
         recoveryHint: 'stop the other worker, or give this one a different DEVFLOW_HOST_ID (and DEVFLOW_HOME)',
@@ -77,7 +75,7 @@ export class SessionManager {
   /** Runs a session operation, counted so shutdown can wait for it. */
   async track<T>(operation: () => Promise<T>): Promise<T> {
     if (this.stopping) {
-      throw new DevflowError({ errorClass: 'recoverable', code: 'session_manager_stopping', message: 'this worker is shutting down' });
+      throw new DevflowError({ code: 'session_manager_stopping', message: 'this worker is shutting down' });
     }
     this.inFlight += 1;
     try {
@@ -131,7 +129,7 @@ export class SessionManager {
         results.push({ ...base, outcome: 'kept' });
         continue;
       }
-      const approvalRequestId = await this.failSession(session, runState, currentPhaseId);
+      const approvalRequestId = await failLostSession(this.options.db, session, { runState, currentPhaseId, resumeAttempts: this.options.resumeAttempts ?? 3 });
       const lost: RecoveredSession = { ...base, outcome: 'failed', ...(approvalRequestId ? { approvalRequestId } : {}) };
       this.options.log?.warn(lost, 'agent session could not be resumed');
       results.push(lost);
@@ -148,37 +146,6 @@ export class SessionManager {
       if (attempt < attempts) await new Promise((r) => setTimeout(r, (this.options.resumeBackoffMs ?? 200) * 2 ** (attempt - 1)));
     }
     return false;
-  }
-
-  /** session.failed, then (if the run was working with it) run.paused and approval.requested. */
-  private async failSession(session: TuiSession, runState: RunState, currentPhaseId: string | null): Promise<string | undefined> {
-    const key = (what: string) => `recovery:${session.id}:${what}`;
-    return this.options.db.transaction(async (tx) => {
-      await transitionSession(tx, {
-        sessionId: session.id,
-        to: 'FAILED_NEEDS_HUMAN',
-        event: { type: 'session.failed', idempotencyKey: key('failed'), payload: { reason: 'session_recovery_required', resumeAttempts: this.options.resumeAttempts ?? 3 } },
-        set: { recoveryAttempts: session.recoveryAttempts + 1 },
-      });
-      const [phase] = currentPhaseId ? await tx.select().from(runPhases).where(eq(runPhases.id, currentPhaseId)) : [];
-      const working = (runState === 'executing' || runState === 'awaiting_approval') && phase?.roleId === session.roleId && phase.state !== 'completed';
-      if (!working) return undefined;
-      await transitionRun(tx, {
-        runId: session.runId,
-        to: 'paused',
-        event: { type: 'run.paused', idempotencyKey: key('paused'), payload: { gateKey: 'session_recovery_required', sessionId: session.id, roleId: session.roleId } },
-      });
-      const payload = { kind: 'human', reason: `the ${session.roleId} agent session could not be resumed`, sessionId: session.id, roleId: session.roleId };
-      await tx.insert(approvalRequests).values({ runId: session.runId, phaseId: null, gateKey: 'session_recovery_required', idempotencyKey: key('gate'), payload }).onConflictDoNothing();
-      const [request] = await tx.select().from(approvalRequests).where(eq(approvalRequests.idempotencyKey, key('gate')));
-      await appendEvent(tx, {
-        runId: session.runId,
-        type: 'approval.requested',
-        idempotencyKey: `approval:${request!.id}:requested`,
-        payload: { approvalRequestId: request!.id, gateKey: 'session_recovery_required', ...payload },
-      });
-      return request!.id;
-    });
   }
 
   /**

@@ -1,6 +1,7 @@
 // The run workflow's input, messages and status, imported by both the workflow and its clients.
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { DecisionAction, RunState } from '../db/state-machines.ts';
+import { workflowIds } from '../lib/keys.ts';
 import type { PhaseScenarios } from '../sessions/scenarios.ts';
 
 export const RUN_BACKENDS = ['fake', 'scripted', 'tmux'] as const;
@@ -31,11 +32,12 @@ export interface RunInput {
   playback?: boolean;
   scenarios?: Record<string, PhaseScenarios>;
   timing?: RunTiming;
+  /** How many times a person may send one phase back for another try (default 3); then the run fails. */
+  maxPhaseRetries?: number;
 }
 
-export function runWorkflowId(runId: string): string {
-  return `devflow-run:${runId}`;
-}
+/** `devflow-run:<runId>` (built in lib/keys.ts with every other id). */
+export const runWorkflowId = workflowIds.run;
 
 export interface Decision {
   approvalRequestId: string;

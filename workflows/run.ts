@@ -1,24 +1,21 @@
 // The life of one devflow run, top to bottom (SPEC section 5). The workflow only sequences;
 // each step is a small idempotent activity, so Temporal's history says where a run is.
+// Runs wait at gates for days: every change to the sequence of steps goes behind patched().
 import {
-  ActivityCancellationType,
-  ActivityFailure,
-  ApplicationFailure,
   CancellationScope,
   condition,
   isCancellation,
   patched,
-  proxyActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   type ActivityOptions,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.ts';
 import type { PreparedPhase, PreparedRun } from '../activities/prepare-run.ts';
-import type { PromptKind } from '../activities/prompts.ts';
-import type { DecisionAction } from '../db/state-machines.ts';
+import type { DecisionAction, RunState } from '../db/state-machines.ts';
+import type { PromptKind } from '../schemas/prompt.ts';
 import { scenarioForAttempt } from '../sessions/scenarios.ts';
+import { describe, failedBecause, failureOf } from './failures.ts';
 import {
   abortSignal,
   decisionSignal,
@@ -33,52 +30,38 @@ import {
   type SessionLost,
 } from './messages.ts';
 import { REPO, RUN_ID, RUN_STATE, TEMPLATE } from './search-attributes.ts';
-
-// ---- activity options ---------------------------------------------------------------------
-const retry = {
-  initialInterval: '200 milliseconds',
-  backoffCoefficient: 2,
-  maximumInterval: '10 seconds',
-  nonRetryableErrorTypes: ['fatal', 'human_required'],
-};
-/** Database steps: short, retried until they go through. */
-const STEP: ActivityOptions = { startToCloseTimeout: '1 minute', retry: { ...retry, maximumAttempts: 20 } };
-/** Talking to an agent: a few tries, then a human gate. */
-const DELIVERY: ActivityOptions = { startToCloseTimeout: '1 minute', retry: { ...retry, maximumAttempts: 3 } };
-/** Waiting for an artifact: long, heartbeating, resumable; on abort it stops and cleans up first. */
-const WAIT: ActivityOptions = {
-  startToCloseTimeout: '1 day',
-  heartbeatTimeout: '10 seconds',
-  retry: { ...retry, maximumAttempts: 10 },
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-};
-
-type Name = keyof Activities;
-const proxies = new Map<ActivityOptions, Record<string, unknown>>();
-/** Runs an activity with a summary the Web UI shows next to it. */
-function act<K extends Name>(options: ActivityOptions, name: K, summary: string, input: Parameters<Activities[K]>[0]): ReturnType<Activities[K]> {
-  if (!proxies.has(options)) proxies.set(options, proxyActivities<Activities>(options));
-  const fn = proxies.get(options)![name] as { executeWithOptions(o: ActivityOptions, args: unknown[]): ReturnType<Activities[K]> };
-  return fn.executeWithOptions({ ...options, summary }, [input]);
-}
+import { act, DELIVERY, STEP, WAIT } from './steps.ts';
 
 const DEFAULT_TIMING = { stabilityMs: 500, pollMs: 250, maxHungMs: 5 * 60_000 };
+/** How many times a person may send a phase back for another try before the run gives up. */
+export const DEFAULT_MAX_PHASE_RETRIES = 3;
 
-// Changes to the command sequence, each behind its patch so runs started before it replay.
+// Changes to the sequence of steps, each behind its patch so runs started before it replay.
 /** An agent that cannot be started (after bounded tries) or is stopped at a screen: a human gate, not a failed run. */
 const GATE_ON_AGENT_START = 'gate-on-agent-start-failure';
 /** The agent's transcript and usage are kept before an approval gate, so a person sees them while deciding. */
 const CAPTURE_BEFORE_APPROVAL = 'capture-before-approval-gate';
+/** Failures go by their class: fatal ends the run, human_required opens its own gate, recoverable the step's. */
+const ROUTE_BY_CLASS = 'route-failures-by-class';
+/** A phase is retried after a human gate at most `maxPhaseRetries` times. */
+const BOUNDED_RETRIES = 'bounded-phase-retries';
+/** The state search attribute is written when the state changes, not at every status change. */
+const UPSERT_ON_CHANGE = 'upsert-state-on-change';
+/** The end of a run as steps: terminal state, each session closed, the report. */
+const FINALIZE_IN_STEPS = 'finalize-in-steps';
 
-type AttemptResult =
-  | { kind: 'valid'; attempt: number }
-  | { kind: 'gate'; attempt: number; gateKey: string; reason: string; hint?: string; sessionTo: 'CRASHED' | 'FAILED_NEEDS_HUMAN'; sessionId?: string };
+type Gate = { kind: 'gate'; attempt: number; gateKey: string; reason: string; hint?: string; sessionTo: 'CRASHED' | 'FAILED_NEEDS_HUMAN'; sessionId?: string };
+type AttemptResult = { kind: 'valid'; attempt: number } | Gate;
+/** The session manager paused the run under a step: the phase waits at the gate it opened. */
+type Lost = { kind: 'lost'; approvalRequestId: string };
 
 export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
   const { runId } = input;
   const timing = { ...DEFAULT_TIMING, ...input.timing };
+  const maxPhaseRetries = input.maxPhaseRetries ?? DEFAULT_MAX_PHASE_RETRIES;
   const status: RunStatus = { runId, state: 'planning', phaseKey: null, attempt: 0, pendingGate: null };
   const decisions: Decision[] = [];
+  const decided = new Set<string>();
   let abortRequest: AbortRequest | undefined;
   const work = new CancellationScope();
   // The run's host (its worktree and tmux sessions live there), chosen by its first activity.
@@ -91,7 +74,8 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
 
   // ---- messages -----------------------------------------------------------------------------
   setHandler(statusQuery, () => status);
-  setHandler(decisionSignal, (decision) => void decisions.push(decision));
+  // A decision for a request already decided (a late repeat) is dropped, not kept forever.
+  setHandler(decisionSignal, (decision) => void (decided.has(decision.approvalRequestId) || decisions.push(decision)));
   setHandler(abortSignal, (request) => {
     abortRequest ??= request;
     work.cancel();
@@ -105,9 +89,11 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
     }
   });
 
+  let shownState: RunState | undefined;
   function show(patch: Partial<RunStatus>): void {
     Object.assign(status, patch);
-    upsertSearchAttributes([{ key: RUN_STATE, value: status.state }]);
+    if (status.state !== shownState || !patched(UPSERT_ON_CHANGE)) upsertSearchAttributes([{ key: RUN_STATE, value: status.state }]);
+    shownState = status.state;
     const gate = status.pendingGate ? ` — waiting at gate **${status.pendingGate.gateKey}** (${status.pendingGate.kind})` : '';
     setCurrentDetails(`**${status.state}**${status.phaseKey ? `, phase **${status.phaseKey}** attempt ${status.attempt}` : ''}${gate}`);
   }
@@ -138,27 +124,39 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
       outcome = { state: 'aborted', reason: abortRequest.reason ?? 'aborted on request' };
     } else {
       failure = error;
-      outcome = { state: 'failed', reason: describe(error) };
+      outcome = { state: 'failed', reason: failedBecause(error) };
     }
   }
-  const finalized = await CancellationScope.nonCancellable(() =>
-    act(hostQueue ? onHost(STEP) : STEP, 'finalizeRun', `finish the run: ${outcome.state}, write the report`, { runId, outcome }),
-  );
+  const recorded = await CancellationScope.nonCancellable(() => finish(outcome));
   // Nothing was recorded (the input was refused before the run existed): fail the workflow.
-  if (!finalized.reportPath && failure) throw failure;
+  if (!recorded && failure) throw failure;
   show({ state: outcome.state, pendingGate: null });
   return outcome;
+
+  /** Every terminal path: the terminal state, the sessions closed, the report. */
+  async function finish(end: RunOutcome): Promise<boolean> {
+    const host = hostQueue ? onHost(STEP) : STEP;
+    if (!patched(FINALIZE_IN_STEPS)) {
+      return (await act(host, 'finalizeRun', `finish the run: ${end.state}, write the report`, { runId, outcome: end })).reportPath !== null;
+    }
+    const ended = await act(STEP, 'endRun', `end the run: ${end.state}`, { runId, outcome: end });
+    if (!ended.recorded) return false;
+    for (const sessionId of ended.sessionIds) await act(host, 'closeSession', 'keep the transcript and usage, dispose the agent', { sessionId });
+    await act(host, 'writeReport', 'write the report', { runId });
+    return true;
+  }
 
   // ---- one phase: attempts until a valid artifact (and its gate), or the run ends -------------
   async function runPhase(run: PreparedRun, phase: PreparedPhase): Promise<RunOutcome | undefined> {
     const attempts = { count: 0 };
+    let retries = 0;
     const agent = input.agents?.[phase.roleId] ?? input.backend;
     const ensure = () =>
       act(onHost(STEP), 'ensureSession', `${phase.key}: ready a ${agent} session for ${phase.roleId}`, {
         runId, roleId: phase.roleId, backend: agent, cwd: run.worktreePath, ...(input.playback ? { playback: true } : {}),
       });
     /** A ready session, or (an agent that needs a person to start) a failed attempt at a human gate. */
-    const ensureOrGate = async (kind: PromptKind): Promise<{ sessionId: string } | AttemptResult> => {
+    const ensureOrGate = async (kind: PromptKind): Promise<{ sessionId: string } | Gate> => {
       try {
         return await ensure();
       } catch (error) {
@@ -168,15 +166,30 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
         show({ phaseKey: phase.key, attempt });
         await act(STEP, 'beginAttempt', `${phase.key}: attempt ${attempt} (${kind}): the agent did not start`, { phaseId: phase.id, attempt, kind });
         const sessionId = typeof failure.details.sessionId === 'string' ? failure.details.sessionId : undefined;
-        return { kind: 'gate', attempt, gateKey: 'session_recovery_required', reason: failure.summary, hint: failure.hint, sessionTo: 'FAILED_NEEDS_HUMAN', ...(sessionId ? { sessionId } : {}) };
+        return { kind: 'gate', attempt, gateKey: failure.gate ?? 'session_recovery_required', reason: failure.summary, hint: failure.hint, sessionTo: 'FAILED_NEEDS_HUMAN', ...(sessionId ? { sessionId } : {}) };
       }
     };
+    /** After a gate: approve retries the phase (true); reject or abort ends the run. */
+    const retryAfter = async (approvalRequestId: string, gateKey: string, why: string): Promise<RunOutcome | true> => {
+      const action = await decide({ approvalRequestId, gateKey, kind: 'human', phaseKey: phase.key }, 'paused');
+      if (action !== 'approve') return ended(action, `human gate ${gateKey} at phase ${phase.key}${why}`);
+      await act(STEP, 'resumeAfterHumanGate', `${phase.key}: retry approved`, { runId, approvalRequestId });
+      show({ state: 'executing' });
+      retries += 1;
+      return true;
+    };
+    /** The session manager lost this role's agent and already paused the run behind a gate. */
+    const afterLost = async (approvalRequestId: string): Promise<RunOutcome | true> => {
+      await act(STEP, 'failPhaseForLostSession', `${phase.key}: agent session lost`, { phaseId: phase.id, approvalRequestId });
+      return retryAfter(approvalRequestId, 'session_recovery_required', '');
+    };
+
     let sessionId = '';
     let kind: PromptKind = 'initial';
     for (;;) {
       const current: NonNullable<typeof inFlight> = { roleId: phase.roleId, scope: new CancellationScope() };
       inFlight = current;
-      let result: AttemptResult | 'passed' | { end: RunOutcome };
+      let result: AttemptResult | Lost | 'passed' | { end: RunOutcome };
       try {
         result = await current.scope.run(async () => {
           const ensured = await ensureOrGate(kind);
@@ -187,45 +200,46 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
         });
       } catch (error) {
         if (!current.lost || abortRequest || !isCancellation(error)) throw error;
-        // The session manager lost this role's agent and already paused the run behind a gate.
-        const { approvalRequestId } = current.lost;
-        await act(STEP, 'failPhaseForLostSession', `${phase.key}: agent session lost`, { phaseId: phase.id, approvalRequestId });
-        const action = await decide({ approvalRequestId, gateKey: 'session_recovery_required', kind: 'human', phaseKey: phase.key }, 'paused');
-        if (action !== 'approve') return ended(action, `human gate session_recovery_required at phase ${phase.key}`);
-        await act(STEP, 'resumeAfterHumanGate', `${phase.key}: retry approved`, { runId, approvalRequestId });
-        show({ state: 'executing' });
-        kind = 'retry';
-        continue;
+        result = { kind: 'lost', approvalRequestId: current.lost.approvalRequestId };
       } finally {
         inFlight = undefined;
       }
       if (result === 'passed') return undefined;
       if ('end' in result) return result.end;
-      if (result.kind === 'valid') {
-        await act(onHost(STEP), 'completePhase', `${phase.key}: complete`, { phaseId: phase.id, sessionId, attempt: result.attempt });
-        return undefined;
+      let next: RunOutcome | true;
+      if (result.kind === 'lost') {
+        next = await afterLost(result.approvalRequestId);
+      } else if (result.kind === 'valid') {
+        // (Histories from before the guard recorded no result here.)
+        const completed = await act(onHost(STEP), 'completePhase', `${phase.key}: complete`, { phaseId: phase.id, sessionId, attempt: result.attempt });
+        if (!completed?.pausedBy) return undefined;
+        next = await afterLost(completed.pausedBy);
+      } else {
+        // Keep what the agent printed before its session is marked failed (and maybe replaced).
+        const gated = result.sessionId ?? sessionId;
+        if (gated) await act(onHost(STEP), 'captureTranscript', `${phase.key}: keep the ${phase.roleId} transcript`, { sessionId: gated });
+        if (retries >= maxPhaseRetries && patched(BOUNDED_RETRIES)) {
+          return { state: 'failed', reason: `phase ${phase.key} needed a person ${retries + 1} times (${result.gateKey}: ${result.reason}); it is retried at most ${maxPhaseRetries} times` };
+        }
+        const opened = await act(STEP, 'openHumanGate', `${phase.key}: human gate ${result.gateKey}`, {
+          runId, phaseId: phase.id, sessionId: gated || null, sessionTo: gated ? result.sessionTo : null, gateKey: result.gateKey, attempt: result.attempt, reason: result.reason, hint: result.hint,
+        });
+        next = 'pausedBy' in opened ? await afterLost(opened.pausedBy) : await retryAfter(opened.approvalRequestId, result.gateKey, ` (${result.reason})`);
       }
-      // Keep what the agent printed before its session is marked failed (and maybe replaced).
-      const gated = result.sessionId ?? sessionId;
-      if (gated) await act(onHost(STEP), 'captureTranscript', `${phase.key}: keep the ${phase.roleId} transcript`, { sessionId: gated });
-      const { approvalRequestId } = await act(STEP, 'openHumanGate', `${phase.key}: human gate ${result.gateKey}`, {
-        runId, phaseId: phase.id, sessionId: gated || null, sessionTo: gated ? result.sessionTo : null, gateKey: result.gateKey, attempt: result.attempt, reason: result.reason, hint: result.hint,
-      });
-      const action = await decide({ approvalRequestId, gateKey: result.gateKey, kind: 'human', phaseKey: phase.key }, 'paused');
-      if (action !== 'approve') return ended(action, `human gate ${result.gateKey} at phase ${phase.key} (${result.reason})`);
-      await act(STEP, 'resumeAfterHumanGate', `${phase.key}: retry approved`, { runId, approvalRequestId });
-      show({ state: 'executing' });
+      if (next !== true) return next;
       kind = 'retry';
     }
   }
 
   /** A valid artifact on a gated phase: a person approves (phase done) or ends the run. */
-  async function approvalGate(phase: PreparedPhase, sessionId: string, attempt: number): Promise<'passed' | { end: RunOutcome }> {
+  async function approvalGate(phase: PreparedPhase, sessionId: string, attempt: number): Promise<'passed' | Lost | { end: RunOutcome }> {
     const gateKey = phase.gate!;
     if (patched(CAPTURE_BEFORE_APPROVAL)) {
       await act(onHost(STEP), 'captureTranscript', `${phase.key}: keep the ${phase.roleId} transcript and usage`, { sessionId });
     }
-    const { approvalRequestId } = await act(STEP, 'openApprovalGate', `${phase.key}: ask for ${gateKey}`, { runId, phaseId: phase.id, sessionId, gateKey, attempt });
+    const opened = await act(STEP, 'openApprovalGate', `${phase.key}: ask for ${gateKey}`, { runId, phaseId: phase.id, sessionId, gateKey, attempt });
+    if ('pausedBy' in opened) return { kind: 'lost', approvalRequestId: opened.pausedBy };
+    const { approvalRequestId } = opened;
     const action = await decide({ approvalRequestId, gateKey, kind: 'approval', phaseKey: phase.key }, 'awaiting_approval');
     if (action !== 'approve') return { end: ended(action, `gate ${gateKey} at phase ${phase.key}`) };
     await act(STEP, 'passApprovalGate', `${phase.key}: ${gateKey} approved`, { runId, phaseId: phase.id, sessionId, approvalRequestId });
@@ -241,25 +255,43 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
     let errors: string[] | undefined;
     for (;;) {
       const attempt = ++attempts.count;
-      const gate = (gateKey: string, reason: string, sessionTo: 'CRASHED' | 'FAILED_NEEDS_HUMAN', hint?: string): AttemptResult =>
+      const gate = (gateKey: string, reason: string, sessionTo: 'CRASHED' | 'FAILED_NEEDS_HUMAN', hint?: string): Gate =>
         ({ kind: 'gate', attempt, gateKey, reason, sessionTo, ...(hint ? { hint } : {}) });
+      /**
+       * A step's failure by its class: recoverable (retries used up) opens the step's own gate,
+       * human_required the gate it names, fatal ends the run (a gate could not help).
+       */
+      const gateFor = (error: unknown, stepGate: string, sessionTo: 'CRASHED' | 'FAILED_NEEDS_HUMAN'): Gate => {
+        if (isCancellation(error)) throw error;
+        const failure = failureOf(error);
+        if (!patched(ROUTE_BY_CLASS)) return gate(stepGate, describe(error), sessionTo, stepGate === 'prompt_send_exhausted' ? undefined : failure?.hint);
+        if (failure?.errorClass === 'fatal') throw error;
+        if (failure?.errorClass === 'human_required') return gate(failure.gate ?? stepGate, failure.summary, 'FAILED_NEEDS_HUMAN', failure.hint);
+        return gate(stepGate, describe(error), sessionTo, failure?.hint);
+      };
       show({ phaseKey: phase.key, attempt });
       await act(STEP, 'beginAttempt', `${phase.key}: attempt ${attempt} (${promptKind})`, { phaseId: phase.id, attempt, kind: promptKind });
+      let sent: { baseline: { size: number; mtimeMs: number } | null };
       try {
-        await act(onHost(DELIVERY), 'sendPrompt', `${phase.key}: send the ${promptKind} prompt to ${phase.roleId}`, {
+        sent = await act(onHost(DELIVERY), 'sendPrompt', `${phase.key}: send the ${promptKind} prompt to ${phase.roleId}`, {
           runId, phaseId: phase.id, phaseKey: phase.key, sessionId, roleId: phase.roleId, attempt, kind: promptKind,
           worktreePath: run.worktreePath, artifactPath: phase.artifactPath, schemaId: phase.schemaId,
           instructions: phase.instructions, personaInstructions: run.personas[phase.roleId]?.instructions ?? '',
           timeoutMs, errors, scenario: scenarioForAttempt(scenarios, attempt), repairScenario: scenarioForAttempt(scenarios, attempt + 1),
         });
       } catch (error) {
-        if (isCancellation(error)) throw error;
-        return gate('prompt_send_exhausted', describe(error), 'CRASHED');
+        return gateFor(error, 'prompt_send_exhausted', 'CRASHED');
       }
 
-      const waited = await act(onHost(WAIT), 'awaitArtifact', `${phase.key}: wait for ${phase.schemaId}`, {
-        phaseKey: phase.key, attempt, artifactPath: phase.artifactPath, baseline: null, timeoutMs, stabilityMs: timing.stabilityMs, pollMs: timing.pollMs,
-      });
+      let waited;
+      try {
+        waited = await act(onHost(WAIT), 'awaitArtifact', `${phase.key}: wait for ${phase.schemaId}`, {
+          phaseKey: phase.key, attempt, artifactPath: phase.artifactPath, baseline: sent.baseline ?? null, timeoutMs, stabilityMs: timing.stabilityMs, pollMs: timing.pollMs,
+        });
+      } catch (error) {
+        if (failureOf(error)?.errorClass !== 'human_required' || !patched(ROUTE_BY_CLASS)) throw error;
+        return gateFor(error, 'artifact_unreadable', 'FAILED_NEEDS_HUMAN');
+      }
       const repaired = promptKind === 'repair';
       if (waited.status === 'found') {
         const validation = await act(onHost(STEP), 'validateArtifact', `${phase.key}: validate against ${phase.schemaId}`, {
@@ -278,8 +310,7 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
         try {
           await act(onHost(DELIVERY), 'rebootstrapSession', `${phase.key}: restart the ${probe.classification} session`, { sessionId, cycle });
         } catch (error) {
-          if (isCancellation(error)) throw error;
-          return gate('session_recovery_required', describe(error), 'FAILED_NEEDS_HUMAN', failureOf(error)?.hint);
+          return gateFor(error, 'session_recovery_required', 'FAILED_NEEDS_HUMAN');
         }
         errors = [`no artifact was written within ${timeoutMs} ms (session ${probe.classification}); the session was restarted`];
       }
@@ -295,6 +326,7 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
     const decision = decisions.find((d) => d.approvalRequestId === gate.approvalRequestId)!;
     const winner = await act(STEP, 'recordDecision', `${gate.phaseKey}: record ${decision.action} on ${gate.gateKey}`, decision);
     // Later signals for this request (repeats, contrary ones) change nothing.
+    decided.add(gate.approvalRequestId);
     for (let i = decisions.length - 1; i >= 0; i--) if (decisions[i]!.approvalRequestId === gate.approvalRequestId) decisions.splice(i, 1);
     show({ pendingGate: null });
     return winner.action;
@@ -303,34 +335,4 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
 
 function ended(action: DecisionAction, where: string): RunOutcome {
   return action === 'abort' ? { state: 'aborted', reason: `aborted at ${where}` } : { state: 'failed', reason: `rejected at ${where}` };
-}
-
-interface FailureInfo {
-  errorClass: string;
-  code: string | undefined;
-  /** `code: message`, as a gate's reason. */
-  summary: string;
-  /** What a person sees at the gate: the agent's screen when there is one, and what to do. */
-  hint: string | undefined;
-  details: Record<string, unknown>;
-}
-
-/** What an activity's DevflowError carried across Temporal (see activities/failures.ts). */
-function failureOf(error: unknown): FailureInfo | undefined {
-  const cause = error instanceof ActivityFailure ? error.cause : error;
-  if (!(cause instanceof ApplicationFailure)) return undefined;
-  const carried = (cause.details?.[0] ?? {}) as { code?: string; recoveryHint?: string | null; details?: Record<string, unknown> | null };
-  const details = carried.details ?? {};
-  const screen = typeof details.screen === 'string' ? details.screen : undefined;
-  const parts = [screen, carried.recoveryHint ? `What to do: ${carried.recoveryHint}` : undefined].filter(Boolean);
-  return { errorClass: cause.type ?? 'unknown', code: carried.code, summary: describe(error), hint: parts.length ? parts.join('\n\n') : undefined, details };
-}
-
-function describe(error: unknown): string {
-  const cause = error instanceof ActivityFailure ? error.cause : error;
-  if (cause instanceof ApplicationFailure) {
-    const code = (cause.details?.[0] as { code?: string } | undefined)?.code;
-    return code ? `${code}: ${cause.message}` : cause.message;
-  }
-  return error instanceof Error ? error.message : String(error);
 }

@@ -45,7 +45,6 @@ export async function resolveTemporalCli(options: ResolveOptions = {}): Promise<
   if (explicit) {
     if (!(await isExecutable(explicit))) {
       throw new DevflowError({
-        errorClass: 'fatal',
         code: 'temporal_cli_not_found',
         message: `TEMPORAL_CLI_PATH: ${explicit} is not an executable file`,
         recoveryHint: 'point TEMPORAL_CLI_PATH at a Temporal CLI binary, or unset it to let devflow find or build one',
@@ -71,7 +70,6 @@ export async function resolveTemporalCli(options: ResolveOptions = {}): Promise<
   }
 
   throw new DevflowError({
-    errorClass: 'fatal',
     code: 'temporal_cli_not_found',
     message: 'no Temporal CLI found: not in TEMPORAL_CLI_PATH, not on PATH, not in ' + cacheDir + ', the SDK download failed, and Go is not installed',
     recoveryHint: [
@@ -149,7 +147,6 @@ async function goInstall(go: string, cacheDir: string, env: NodeJS.ProcessEnv, l
     });
     if (code !== 0) {
       throw new DevflowError({
-        errorClass: 'fatal',
         code: 'temporal_cli_build_failed',
         message: `go install ${TEMPORAL_CLI_MODULE} failed (exit ${code}):\n${output.slice(-30).join('\n')}`,
         recoveryHint: 'install the Temporal CLI yourself and set TEMPORAL_CLI_PATH, or set TEMPORAL_ADDRESS to an existing server',

@@ -13,6 +13,7 @@ import { loadConfig, type DevflowConfig } from '../../lib/env.ts';
 import { DevflowError } from '../../lib/errors.ts';
 import { waitFor } from '../../lib/wait.ts';
 import { TmuxServer } from '../../sessions/tmux.ts';
+import { workflowIds } from '../../lib/keys.ts';
 import { stackCheckWorkflow } from '../../workflows/stack-check.ts';
 import { SupervisedProcess } from './child-process.ts';
 import { commandLine, isAlive, readPidFiles, removePidFile, waitForExit, writePidFile } from './pid-files.ts';
@@ -178,7 +179,7 @@ async function selfCheck(address: string, config: DevflowConfig): Promise<void> 
   const connection = await Connection.connect({ address });
   try {
     const client = new Client({ connection, namespace: config.temporal.namespace });
-    const id = `devflow-stack-check:${new Date().toISOString()}`;
+    const id = workflowIds.stackCheck(new Date().toISOString());
     await client.workflow.execute(stackCheckWorkflow, {
       workflowId: id,
       taskQueue: config.taskQueue,
@@ -195,7 +196,6 @@ async function refuseIfRunning(config: DevflowConfig): Promise<void> {
   const supervisor = pids.get('devflow');
   if (supervisor && supervisor !== process.pid && isAlive(supervisor) && commandLine(supervisor).includes('devflow')) {
     throw new DevflowError({
-      errorClass: 'fatal',
       code: 'stack_already_running',
       message: `devflow is already running from ${config.home} (pid ${supervisor})`,
       recoveryHint: 'stop it first (Ctrl-C in its terminal, or kill ' + supervisor + '), or use another DEVFLOW_HOME',

@@ -3,6 +3,9 @@
 import { canonicalHash } from '../lib/canonical-json.ts';
 import type { Scenario } from '../sessions/scenarios.ts';
 
+/** A phase's first prompt, the one repair after an invalid or missing artifact, or a retry after a human gate. */
+export type PromptKind = 'initial' | 'repair' | 'retry';
+
 export interface PromptEnvelope {
   uuid: string;
   runId: string;
@@ -21,7 +24,7 @@ export function buildEnvelope(fields: Omit<PromptEnvelope, 'dedupKey'>): PromptE
 }
 
 export interface PromptText {
-  kind: 'initial' | 'repair' | 'retry';
+  kind: PromptKind;
   personaInstructions: string;
   jsonSchema: Record<string, unknown>;
   /** Validation errors of the previous artifact, quoted in a repair prompt. */
@@ -30,9 +33,14 @@ export interface PromptText {
   repairScenario?: Scenario;
 }
 
+/** The first line of every prompt: how a prompt is recognised at the agent (its pane, its log). */
+export function promptHeader(uuid: string): string {
+  return `devflow prompt ${uuid}`;
+}
+
 export function renderPrompt(envelope: PromptEnvelope, text: PromptText): string {
   const lines = [
-    `devflow prompt ${envelope.uuid}`,
+    promptHeader(envelope.uuid),
     `Run: ${envelope.runId}`,
     `Role: ${envelope.roleId}`,
     `Phase: ${envelope.phaseKey}`,

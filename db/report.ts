@@ -3,12 +3,13 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { asc, eq, inArray } from 'drizzle-orm';
-import type { Database } from '../db/client.ts';
-import { appendEvent } from '../db/events.ts';
-import { approvalDecisions, approvalRequests, artifacts, runEvents, runPhases, runs } from '../db/schema.ts';
-import { runUsage, type RunUsage, type Tokens } from '../db/usage.ts';
 import { git } from '../lib/git.ts';
-import { runBranch, worktreePathFor } from './prepare-run.ts';
+import { runKeys } from '../lib/keys.ts';
+import { reportPathFor, runBranch, worktreePathFor } from '../lib/runs.ts';
+import type { Database } from './client.ts';
+import { appendEvent } from './events.ts';
+import { approvalDecisions, approvalRequests, artifacts, runEvents, runPhases, runs } from './schema.ts';
+import { runUsage, type RunUsage, type Tokens } from './usage.ts';
 
 type RunRow = typeof runs.$inferSelect;
 
@@ -108,7 +109,7 @@ export async function loadReportData(db: Database, runId: string, workspaceRoot:
   const terminal = await db
     .select({ payload: runEvents.payload })
     .from(runEvents)
-    .where(eq(runEvents.idempotencyKey, `run:${runId}:terminal`));
+    .where(eq(runEvents.idempotencyKey, runKeys.terminal(runId)));
   return {
     run: run!,
     terminalReason: (terminal[0]?.payload as { reason?: string } | undefined)?.reason ?? 'unknown',
@@ -120,9 +121,6 @@ export async function loadReportData(db: Database, runId: string, workspaceRoot:
   };
 }
 
-export function reportPathFor(workspaceRoot: string, runId: string): string {
-  return path.join(workspaceRoot, `${runId}.report.md`);
-}
 
 /** Writes `<workspaceRoot>/<runId>.report.md` atomically and records it. Safe to repeat. */
 export async function writeRunReport(db: Database, runId: string, workspaceRoot: string): Promise<string> {
@@ -133,7 +131,7 @@ export async function writeRunReport(db: Database, runId: string, workspaceRoot:
   await rename(`${file}.tmp`, file);
   await db.transaction(async (tx) => {
     await tx.update(runs).set({ finalReportPath: file }).where(eq(runs.id, runId));
-    await appendEvent(tx, { runId, type: 'report.written', idempotencyKey: `run:${runId}:report`, payload: { path: file } });
+    await appendEvent(tx, { runId, type: 'report.written', idempotencyKey: runKeys.report(runId), payload: { path: file } });
   });
   return file;
 }
