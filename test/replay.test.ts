@@ -1,9 +1,13 @@
 // Replays the committed histories (test/histories) against the current workflow code: a change
 // that would break running workflows (non-determinism) fails here.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import { WORKFLOWS_PATH } from '../worker/worker.ts';
 import { loadHistories } from './helpers/histories.ts';
+
+const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } as never;
 
 describe('recorded histories', () => {
   it('replay with the current workflow code', async () => {
@@ -12,12 +16,21 @@ describe('recorded histories', () => {
     expect(histories.map((h) => h.workflowId)).toEqual([
       'era-1/abort-while-awaiting-artifact', 'era-1/happy-path', 'era-1/human-gate-resolved',
       'era-2/abort-while-awaiting-artifact', 'era-2/agent-start-gate', 'era-2/happy-path', 'era-2/human-gate-resolved',
+      'era-3/abort-while-awaiting-artifact', 'era-3/agent-start-gate', 'era-3/happy-path', 'era-3/human-gate-resolved',
     ]);
-    const workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } as never });
+    const workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quiet });
     const failures: string[] = [];
     for await (const result of Worker.runReplayHistories({ workflowBundle }, histories)) {
       if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
     }
     expect(failures).toEqual([]);
+  });
+
+  it('refuse a change to the sequence of steps that is not behind patched()', async () => {
+    const workflowBundle = await bundleWorkflowCode({ workflowsPath: path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'unpatched-workflow', 'index.ts'), logger: quiet });
+    const results: { workflowId: string; error?: Error }[] = [];
+    for await (const result of Worker.runReplayHistories({ workflowBundle }, loadHistories())) results.push(result);
+    expect(results.length).toBeGreaterThan(0);
+    for (const result of results) expect(result.error?.name, result.workflowId).toBe('DeterminismViolationError');
   });
 });

@@ -1,7 +1,8 @@
 // The run workflow's scenario matrix, on the real Temporal dev server and Postgres, with the
 // fake session backend. Each test checks states, events in order, approval rows and the report.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DevflowError } from '../lib/errors.ts';
@@ -10,8 +11,9 @@ import { abortSignal, decisionSignal, runWorkflowId, sessionLostSignal, type Dec
 import { RUN_STATE } from '../workflows/search-attributes.ts';
 import { recordHistory } from './helpers/histories.ts';
 import { killProcessGroup, tmuxSessionName } from '../sessions/tmux.ts';
+import { failLostSession } from '../sessions/lifecycle.ts';
 import { SessionManager } from '../worker/session-manager.ts';
-import { useRunHarness, type HarnessBackend, type RunHarness } from './helpers/run-harness.ts';
+import { makeRepo, useRunHarness, type HarnessBackend, type RunHarness } from './helpers/run-harness.ts';
 
 /** `expected` appears in `events` in this order (other events may come between). */
 function expectInOrder(events: string[], expected: string[]): void {
@@ -20,6 +22,19 @@ function expectInOrder(events: string[], expected: string[]): void {
     const at = events.indexOf(type, from);
     expect(at, `${type} after position ${from} in ${events.join(' ')}`).toBeGreaterThanOrEqual(0);
     from = at + 1;
+  }
+}
+
+/** Every approval row has its `approval.requested` event, and a decided or closed one its `approval.decided` / `approval.closed`. */
+async function expectApprovalsRecorded(harness: RunHarness, runId: string): Promise<void> {
+  const requests = await harness.db.query.approvalRequests.findMany({ where: (r, { eq }) => eq(r.runId, runId) });
+  const events = await harness.db.query.runEvents.findMany({ where: (e, { eq }) => eq(e.runId, runId) });
+  const of = (type: string, id: string) => events.filter((e) => e.type === type && (e.payload as { approvalRequestId?: string }).approvalRequestId === id);
+  expect(requests.length).toBeGreaterThan(0);
+  for (const request of requests) {
+    expect(of('approval.requested', request.id), `approval.requested for ${request.gateKey}`).toHaveLength(1);
+    const ending = request.state === 'closed' ? 'approval.closed' : 'approval.decided';
+    expect(of(ending, request.id), `${ending} for ${request.gateKey} (${request.state})`).toHaveLength(request.state === 'pending' ? 0 : 1);
   }
 }
 
@@ -39,7 +54,7 @@ function report(snapshot: { run: { finalReportPath: string | null } }): string {
   return readFileSync(snapshot.run.finalReportPath!, 'utf8');
 }
 
-const PHASE_EVENTS = ['phase.started', 'session.busy', 'prompt.sent', 'artifact.expected', 'artifact.validated'];
+const PHASE_EVENTS = ['phase.started', 'session.busy', 'prompt.delivering', 'prompt.sent', 'artifact.expected', 'artifact.validated'];
 
 describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backend', (backend) => {
   const h = useRunHarness(backend, { deps: { agentStartPauseMs: 100 } });
@@ -63,7 +78,8 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     expect(done.run).toMatchObject({ state: 'completed', pausedFromState: null });
     expect(done.run.endedAt).toBeInstanceOf(Date);
     expect(done.phases.map((p) => [p.phaseKey, p.state, p.attempts])).toEqual([['spec', 'completed', 1], ['implement', 'completed', 1], ['review', 'completed', 1]]);
-    expect(done.sessions.map((s) => [s.roleId, s.state])).toEqual([['spec_writer', 'READY'], ['implementer', 'READY'], ['reviewer', 'READY']]);
+    // The run ended: every agent was disposed and its session closed.
+    expect(done.sessions.map((s) => [s.roleId, s.state])).toEqual([['spec_writer', 'CLOSED'], ['implementer', 'CLOSED'], ['reviewer', 'CLOSED']]);
     expect(done.approvals).toMatchObject([{ gateKey: 'spec_approved', state: 'approved' }]);
     expect(done.decisions).toMatchObject([{ action: 'approve', comment: 'ship it', decidedBy: 'alice' }]);
     const session = ['session.created', 'session.bootstrapping', 'session.ready'];
@@ -74,9 +90,13 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
       'phase.completed', 'session.idle', 'run.resumed',
       ...session, ...PHASE_EVENTS, 'phase.completed', 'session.idle',
       ...session, ...PHASE_EVENTS, 'phase.completed', 'session.idle',
-      'run.completed', 'report.written',
+      'run.completed', 'session.closed', 'session.closed', 'session.closed', 'report.written',
     ]);
     expectGapless(done.seqs);
+    await expectApprovalsRecorded(h, runId);
+    // The state attribute is written when the state changes: planning, executing, awaiting_approval, executing, completed.
+    const upserts = (await handle.fetchHistory()).events!.filter((e) => e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.DevflowState);
+    expect(upserts).toHaveLength(5);
 
     const worktree = path.join(h.workspaceRoot, runId, 'main');
     expect(execFileSync('git', ['-C', worktree, 'rev-parse', '--abbrev-ref', 'HEAD']).toString().trim()).toBe(`devflow/${runId}`);
@@ -106,7 +126,7 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     const snap = await h.snapshot(runId);
     expect(snap.phases.map((p) => p.state)).toEqual(['failed', 'pending', 'pending']);
     expect(snap.approvals).toMatchObject([{ state: 'rejected' }]);
-    expect(snap.events.slice(-5)).toEqual(['approval.requested', 'approval.decided', 'phase.failed', 'run.failed', 'report.written']);
+    expect(snap.events.slice(-6)).toEqual(['approval.requested', 'approval.decided', 'phase.failed', 'run.failed', 'session.closed', 'report.written']);
     expect(report(snap)).toContain('**Outcome:** failed — rejected at gate spec_approved');
   });
 
@@ -117,7 +137,7 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     const snap = await h.snapshot(runId);
     expect(snap.run.state).toBe('aborted');
     expect(snap.approvals).toMatchObject([{ state: 'aborted' }]);
-    expect(snap.events.slice(-4)).toEqual(['approval.decided', 'phase.failed', 'run.aborted', 'report.written']);
+    expect(snap.events.slice(-5)).toEqual(['approval.decided', 'phase.failed', 'run.aborted', 'session.closed', 'report.written']);
     expect(report(snap)).toContain('**Outcome:** aborted — aborted at gate spec_approved');
   });
 
@@ -141,7 +161,7 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     const snap = await h.snapshot(runId);
     expect(snap.run.state).toBe('aborted');
     expect(snap.phases[0]!.state).toBe('failed');
-    expect(snap.events.slice(-4)).toEqual(['artifact.expected', 'phase.failed', 'run.aborted', 'report.written']);
+    expect(snap.events.slice(-5)).toEqual(['artifact.expected', 'phase.failed', 'run.aborted', 'session.closed', 'report.written']);
     expect(report(snap)).toContain('**Outcome:** aborted — changed my mind');
   });
 
@@ -180,10 +200,11 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     await record(handle, 'human-gate-resolved');
     const snap = await h.snapshot(runId);
     expect(snap.phases[0]).toMatchObject({ state: 'completed', attempts: 3 });
-    expect(snap.sessions.filter((s) => s.roleId === 'spec_writer').map((s) => s.state)).toEqual(['FAILED_NEEDS_HUMAN', 'READY']);
+    expect(snap.sessions.filter((s) => s.roleId === 'spec_writer').map((s) => s.state)).toEqual(['FAILED_NEEDS_HUMAN', 'CLOSED']);
     expect(snap.approvals.map((a) => [a.gateKey, a.state])).toEqual([['artifact_invalid_after_repair', 'approved'], ['spec_approved', 'approved']]);
     expectInOrder(snap.events, ['approval.decided', 'run.resumed', 'session.created', 'session.ready', 'phase.started', 'prompt.sent', 'artifact.validated']);
     expectGapless(snap.seqs);
+    await expectApprovalsRecorded(h, runId);
     expect(report(snap)).toMatch(/\| artifact_invalid_after_repair \| human \| spec \| .* \| approved \| approve \| .* \| try again \|/);
   });
 
@@ -199,7 +220,7 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     expect(snap.phases[1]).toMatchObject({ phaseKey: 'implement', state: 'completed', attempts: 2 });
     const implementer = snap.sessions.filter((s) => s.roleId === 'implementer');
     expect(implementer).toHaveLength(1);
-    expect(implementer[0]).toMatchObject({ state: 'READY', recoveryAttempts: 1 });
+    expect(implementer[0]).toMatchObject({ state: 'CLOSED', recoveryAttempts: 1 });
     expectInOrder(snap.events, ['prompt.sent', 'artifact.expected', event, 'session.resuming', 'session.rebootstrapped', 'session.recovered', 'phase.started', 'session.busy', 'prompt.repaired', 'artifact.validated']);
     const probe = (await h.db.query.runEvents.findFirst({ where: (e, { and, eq }) => and(eq(e.runId, runId), eq(e.type, event)) }))!;
     expect(probe.payload).toMatchObject({ classification });
@@ -253,7 +274,7 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     await decide(h, runId, 'spec_approved', 'abort');
     expect((await handle.result()).state).toBe('aborted');
     const snap = await h.snapshot(runId);
-    expect(snap.sessions.map((s) => [s.state, s.recoveryAttempts])).toEqual([['WAITING_FOR_APPROVAL', 1]]);
+    expect(snap.sessions.map((s) => [s.state, s.recoveryAttempts])).toEqual([['CLOSED', 1]]);
     expectInOrder(snap.events, ['run.resumed', 'session.resuming', 'session.recovered', 'phase.started', 'prompt.sent', 'artifact.validated']);
     if (backend === 'scripted') {
       await h.stopWorkers(() => true);
@@ -286,9 +307,113 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     await record(handle, 'agent-start-gate');
     const snap = await h.snapshot(runId);
     expect(snap.phases.map((p) => [p.phaseKey, p.state, p.attempts])).toEqual([['spec', 'completed', 1], ['implement', 'completed', 2], ['review', 'completed', 2]]);
-    expect(snap.sessions.map((s) => [s.roleId, s.state])).toEqual([['spec_writer', 'READY'], ['implementer', 'FAILED_NEEDS_HUMAN'], ['implementer', 'READY'], ['reviewer', 'FAILED_NEEDS_HUMAN'], ['reviewer', 'READY']]);
+    expect(snap.sessions.map((s) => [s.roleId, s.state])).toEqual([['spec_writer', 'CLOSED'], ['implementer', 'FAILED_NEEDS_HUMAN'], ['implementer', 'CLOSED'], ['reviewer', 'FAILED_NEEDS_HUMAN'], ['reviewer', 'CLOSED']]);
     expect(snap.events.filter((e) => e === 'session.start_failed')).toHaveLength(3);
     expectGapless(snap.seqs);
+    await expectApprovalsRecorded(h, runId);
+  });
+
+  it('delivers a prompt once when the worker crashes between its paste and its record', async () => {
+    await h.stopWorkers(() => true);
+    let crashed = false;
+    await h.startWorker({
+      checkpoint: (point) => {
+        if (point !== 'sendPrompt:delivered' || crashed) return;
+        crashed = true;
+        throw new Error('injected crash after the paste');
+      },
+    });
+    try {
+      const { runId, handle } = await h.start();
+      await h.waitForGate(runId, 'spec_approved');
+      expect(crashed).toBe(true);
+      const snap = await h.snapshot(runId);
+      // The retried step found the prompt at the agent (its screen, or the fake's record) and did not paste it again.
+      expect(h.prompts(runId, 'spec_writer', snap.sessions[0]!.id)).toHaveLength(1);
+      expect(snap.events.filter((e) => e === 'prompt.delivering')).toHaveLength(1);
+      expect(snap.events.filter((e) => e === 'prompt.sent')).toHaveLength(1);
+      await handle.signal(abortSignal, { clientToken: 'done', reason: 'seen enough' });
+      expect((await handle.result()).state).toBe('aborted');
+    } finally {
+      await h.stopWorkers(() => true);
+      await h.startWorker();
+    }
+  });
+
+  if (backend === 'fake') it('waits at the gate that paused the run when the session manager pauses it under an approval gate step', async () => {
+    await h.stopWorkers(() => true);
+    let pausedUnder = false;
+    await h.startWorker({
+      // The session manager finds the spec writer's agent gone just as the gate is being opened.
+      checkpoint: async (point) => {
+        if (point !== 'openApprovalGate:start' || pausedUnder) return;
+        pausedUnder = true;
+        const [session] = await h.db.query.tuiSessions.findMany({ where: (t, { and, eq }) => and(eq(t.roleId, 'spec_writer'), eq(t.state, 'BUSY')), orderBy: (t, { desc }) => [desc(t.createdAt)], limit: 1 });
+        const [run] = await h.db.query.runs.findMany({ where: (r, { eq }) => eq(r.id, session!.runId) });
+        await failLostSession(h.db, session!, { runState: run!.state, currentPhaseId: run!.currentPhaseId, resumeAttempts: 3 });
+      },
+    });
+    try {
+      const { runId, handle } = await h.start();
+      const gate = await h.waitForGate(runId, 'session_recovery_required');
+      expect(gate).toMatchObject({ state: 'paused', phaseKey: 'spec' });
+      const paused = await h.snapshot(runId);
+      // The gate step wrote nothing: no spec_approved request was opened under the pause.
+      expect(paused.approvals.map((a) => a.gateKey)).toEqual(['session_recovery_required']);
+      await decide(h, runId, 'session_recovery_required', 'approve');
+      await decide(h, runId, 'spec_approved', 'approve');
+      expect((await handle.result()).state).toBe('completed');
+      const snap = await h.snapshot(runId);
+      expect(snap.phases[0]).toMatchObject({ state: 'completed', attempts: 2 });
+      expect(snap.approvals.map((a) => [a.gateKey, a.state])).toEqual([['session_recovery_required', 'approved'], ['spec_approved', 'approved']]);
+      await expectApprovalsRecorded(h, runId);
+    } finally {
+      await h.stopWorkers(() => true);
+      await h.startWorker();
+    }
+  });
+
+  if (backend === 'fake') it('ends the run failed, with no gate, on a fatal error: an artifact folder that leads out of the worktree', async () => {
+    const repo = makeRepo(h.root);
+    const outside = mkdtempSync(path.join(os.tmpdir(), 'devflow-outside-'));
+    mkdirSync(path.join(repo, '.devflow'));
+    symlinkSync(outside, path.join(repo, '.devflow', 'artifacts'));
+    execFileSync('git', ['-C', repo, 'add', '.']);
+    execFileSync('git', ['-C', repo, 'commit', '-q', '-m', 'an artifacts folder that is a link out']);
+    const { runId, handle } = await h.start({ repoPath: repo });
+    const result = await handle.result();
+    expect(result.state).toBe('failed');
+    expect(result.reason).toMatch(/^artifact_path_outside_worktree: /);
+    const snap = await h.snapshot(runId);
+    expect(snap.approvals).toEqual([]);
+    expect(snap.phases[0]!.state).toBe('failed');
+    expect(snap.events).not.toContain('prompt.sent');
+    rmSync(outside, { recursive: true, force: true });
+  });
+
+  if (backend === 'fake') it('asks a person when the artifact cannot be read, at the gate its error names', async () => {
+    const repo = makeRepo(h.root);
+    mkdirSync(path.join(repo, '.devflow', 'artifacts'), { recursive: true });
+    symlinkSync('spec.json', path.join(repo, '.devflow', 'artifacts', 'spec.json')); // a link to itself: never readable
+    execFileSync('git', ['-C', repo, 'add', '.']);
+    execFileSync('git', ['-C', repo, 'commit', '-q', '-m', 'an artifact nobody can read']);
+    const { runId, handle } = await h.start({ repoPath: repo, scenarios: { spec: 'timeout' } });
+    const gate = await h.waitForGate(runId, 'artifact_unreadable');
+    expect(gate).toMatchObject({ state: 'paused', pendingGate: { kind: 'human', phaseKey: 'spec' } });
+    const snap = await h.snapshot(runId);
+    expect(snap.approvals.at(-1)!.payload).toMatchObject({ reason: expect.stringMatching(/^artifact_unreadable: /), hint: expect.stringContaining('What to do: make the file') });
+    await decide(h, runId, 'artifact_unreadable', 'abort');
+    expect((await handle.result()).state).toBe('aborted');
+  });
+
+  if (backend === 'fake') it('retries a phase after a human gate at most maxPhaseRetries times, then ends failed', async () => {
+    const { runId, handle } = await h.start({ maxPhaseRetries: 1, scenarios: { spec: ['schema_invalid', 'invalid_json', 'schema_invalid', 'invalid_json'] } });
+    await decide(h, runId, 'artifact_invalid_after_repair', 'approve');
+    const result = await handle.result();
+    expect(result).toMatchObject({ state: 'failed', reason: expect.stringContaining('it is retried at most 1 times') });
+    const snap = await h.snapshot(runId);
+    expect(snap.phases[0]).toMatchObject({ state: 'failed', attempts: 4 });
+    expect(snap.approvals.map((a) => [a.gateKey, a.state])).toEqual([['artifact_invalid_after_repair', 'approved']]);
   });
 
   it('records one decision for duplicate and concurrent decision signals', async () => {
@@ -334,12 +459,13 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     expect((await handle.result()).state).toBe('completed');
 
     const snap = await h.snapshot(runId);
-    expect(snap.sessions.filter((s) => s.roleId === 'spec_writer').map((s) => s.state)).toEqual(['FAILED_NEEDS_HUMAN', 'READY']);
+    expect(snap.sessions.filter((s) => s.roleId === 'spec_writer').map((s) => s.state)).toEqual(['FAILED_NEEDS_HUMAN', 'CLOSED']);
     expect(snap.approvals.map((a) => [a.gateKey, a.phaseId === null, a.state])).toEqual([
-      ['spec_approved', false, 'aborted'], ['session_recovery_required', true, 'approved'], ['spec_approved', false, 'approved'],
+      ['spec_approved', false, 'closed'], ['session_recovery_required', true, 'approved'], ['spec_approved', false, 'approved'],
     ]);
     expectInOrder(snap.events, ['approval.requested', 'session.failed', 'run.paused', 'approval.requested', 'phase.failed', 'approval.decided', 'run.resumed', 'run.resumed', 'session.created', 'phase.started', 'prompt.sent', 'approval.requested', 'approval.decided', 'run.completed']);
     expectGapless(snap.seqs);
+    await expectApprovalsRecorded(h, runId);
   });
 
   it('completes with no duplicate events when its worker is stopped mid-phase and another starts', async () => {
@@ -354,6 +480,7 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
 
     const snap = await h.snapshot(runId);
     expectGapless(snap.seqs);
+    await expectApprovalsRecorded(h, runId);
     expect(snap.sessions.map((s) => s.roleId)).toEqual(['spec_writer', 'implementer', 'reviewer']);
     const count = (type: string) => snap.events.filter((e) => e === type).length;
     expect(count('prompt.sent')).toBe(3);

@@ -11,10 +11,12 @@ import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-uti
 export const HISTORIES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'histories');
 
 /**
- * The run workflow's current era: 2 added the human gate for agents that cannot start and the
- * capture before an approval gate (patches in workflows/run.ts). Bump it with the next patch.
+ * The run workflow's current era (patches in workflows/run.ts). Era 2 added the human gate for
+ * agents that cannot start and the capture before an approval gate; era 3 routes failures by
+ * class, bounds phase retries, writes the state attribute on change and ends a run in steps.
+ * Bump it with the next patch.
  */
-export const CURRENT_ERA = 2;
+export const CURRENT_ERA = 3;
 
 /** Records a history of the current era; one that exists already is kept as it is. */
 export async function recordHistory(handle: WorkflowHandle, name: string): Promise<void> {
