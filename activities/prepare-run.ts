@@ -5,7 +5,7 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { eq } from 'drizzle-orm';
 import { createRun } from '../db/runs.ts';
-import { agentPersonas, runPhases, workflowTemplates } from '../db/schema.ts';
+import { agentPersonas, runPhases, runs, workflowTemplates } from '../db/schema.ts';
 import { transitionRun } from '../db/transitions.ts';
 import { DevflowError } from '../lib/errors.ts';
 import { git, gitOk } from '../lib/git.ts';
@@ -83,14 +83,17 @@ export function createPrepareRunActivities(deps: ActivityDeps) {
       await writeFileAtomically(path.join(worktreePath, '.devflow', 'requirements.md'), run.requirementsMd);
       checkpoint(deps, 'prepareRun:worktree');
 
-      if (run.state === 'planning') {
-        await transitionRun(db, {
+      // Started once, from `planning` (read under the row lock: an abort may have ended the run meanwhile).
+      await db.transaction(async (tx) => {
+        const [current] = await tx.select({ state: runs.state }).from(runs).where(eq(runs.id, run.id)).for('update');
+        if (current!.state !== 'planning') return;
+        await transitionRun(tx, {
           runId: run.id,
           to: 'executing',
           event: { type: 'run.started', idempotencyKey: runKeys.started(run.id), payload: { worktreePath, branch: runBranch(run.id) } },
           set: { worktreeRoot: path.dirname(worktreePath) },
         });
-      }
+      });
 
       const phaseRows = await db.select().from(runPhases).where(eq(runPhases.runId, run.id)).orderBy(runPhases.ordinal);
       const personaIds = [...new Set(Object.values(definition.roles).map((r) => r.persona))];

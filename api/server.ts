@@ -6,6 +6,7 @@ import { Client, type Connection } from '@temporalio/client';
 import {
   hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
+  jsonSchemaTransformObject,
   serializerCompiler,
   validatorCompiler,
   type ZodTypeProvider,
@@ -15,8 +16,11 @@ import { databaseReachable, type Database } from '../db/client.ts';
 import { agentPersonas, workflowTemplates } from '../db/schema.ts';
 import { isDevflowError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
-import { anyObject } from '../schemas/api.ts';
+import { healthResponse, readyResponse, templatesResponse } from '../schemas/api.ts';
 import type { RealAgent, ResolvedAgentCli } from '../sessions/agent-cli.ts';
+import { registerApprovalRoutes } from './approvals.ts';
+import { errors, type RouteDeps } from './context.ts';
+import { registerEventRoutes } from './events.ts';
 import { registerRunRoutes } from './runs.ts';
 
 export interface ApiDeps {
@@ -87,6 +91,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       security: deps.token ? [{ bearer: [] }] : [],
     },
     transform: jsonSchemaTransform,
+    // Schemas with a `meta({ id })` (the row shapes) become components the routes refer to.
+    transformObject: jsonSchemaTransformObject,
   });
 
   app.setNotFoundHandler((request, reply) => {
@@ -116,23 +122,26 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     }
   });
 
-  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/healthz', { schema: { summary: 'Liveness', response: { 200: healthResponse } } }, async () => ({ status: 'ok' as const }));
 
-  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+  app.get('/readyz', { schema: { summary: 'Readiness: Postgres and Temporal reachable', response: { 200: readyResponse, ...errors() } } }, async (_request, reply) => {
     const [postgres, temporal] = await Promise.all([databaseReachable(deps.pool), temporalReachable(deps.temporal, deps.namespace)]);
     const checks = { postgres: postgres ? 'ok' : 'unreachable', temporal: temporal ? 'ok' : 'unreachable' };
-    if (postgres && temporal) return { status: 'ready', checks };
+    if (postgres && temporal) return { status: 'ready' as const, checks };
     const down = Object.entries(checks).filter(([, v]) => v !== 'ok').map(([k]) => k);
     return reply.code(503).send(errorBody('not_ready', `${down.join(' and ')} unreachable`, { checks }));
   });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  app.get('/v1/templates', { schema: { summary: 'Templates and personas', response: { 200: anyObject } } }, async () => ({
-    templates: await deps.db.select().from(workflowTemplates).orderBy(workflowTemplates.id),
-    personas: await deps.db.select().from(agentPersonas).orderBy(agentPersonas.id),
+  app.get('/v1/templates', { schema: { summary: 'Templates and personas', response: { 200: templatesResponse, ...errors() } } }, async () => ({
+    templates: (await deps.db.select().from(workflowTemplates).orderBy(workflowTemplates.id)).map((t) => ({ ...t, definition: t.definition as Record<string, unknown> })),
+    personas: (await deps.db.select().from(agentPersonas).orderBy(agentPersonas.id)).map((p) => ({ ...p, definition: p.definition as Record<string, unknown> })),
   }));
 
-  registerRunRoutes(app, { ...deps, client: new Client({ connection: deps.temporal, namespace: deps.namespace }), temporalReachable: () => temporalReachable(deps.temporal, deps.namespace) });
+  const routeDeps: RouteDeps = { ...deps, client: new Client({ connection: deps.temporal, namespace: deps.namespace }), temporalReachable: () => temporalReachable(deps.temporal, deps.namespace) };
+  registerRunRoutes(app, routeDeps);
+  registerEventRoutes(app, routeDeps);
+  registerApprovalRoutes(app, routeDeps);
   return app;
 }

@@ -1,5 +1,7 @@
 // HTTP API payloads (SPEC section 9). The OpenAPI document is generated from these.
+import { createSelectSchema } from 'drizzle-zod';
 import { z } from 'zod';
+import { agentPersonas, approvalDecisions, approvalRequests, artifacts, runEvents, runPhases, runs, tuiSessions, workflowTemplates } from '../db/schema.ts';
 import { DECISION_ACTIONS, RUN_STATES } from '../db/state-machines.ts';
 import { SCENARIOS } from '../sessions/scenarios.ts';
 import { RUN_BACKENDS } from '../workflows/messages.ts';
@@ -25,6 +27,8 @@ export const startRunBody = z
     /** Real agents talk to devflow's local playback model (offline, no key; it plays `scenarios`). */
     playback: z.boolean().optional(),
     scenarios: z.record(z.string().regex(/^[a-z][a-z0-9_]*$/), z.union([scenario, z.array(scenario).min(1)])).optional(),
+    /** How many times a person may send one phase back for another try (default 3). */
+    maxPhaseRetries: z.number().int().min(0).max(20).optional(),
     timing: z
       .object({
         artifactTimeoutMs: z.number().int().positive().optional(),
@@ -66,5 +70,57 @@ export const errorResponse = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
 });
 
-/** Rows are returned as stored; the document describes them loosely. */
-export const anyObject = z.record(z.string(), z.unknown());
+// ---- responses: derived from the tables, so a renamed column changes the contract visibly ----
+
+/** A JSON column: an object whose shape the event or gate type decides. */
+const jsonObject = z.record(z.string(), z.unknown());
+
+export const runSchema = createSelectSchema(runs).meta({ id: 'Run' });
+export const phaseSchema = createSelectSchema(runPhases).meta({ id: 'Phase' });
+export const sessionSchema = createSelectSchema(tuiSessions).meta({ id: 'Session' });
+export const artifactSchema = createSelectSchema(artifacts, { validationError: jsonObject.nullable() }).meta({ id: 'Artifact' });
+export const decisionSchema = createSelectSchema(approvalDecisions).meta({ id: 'Decision' });
+export const approvalSchema = createSelectSchema(approvalRequests, { payload: jsonObject }).extend({ decisions: z.array(decisionSchema) }).meta({ id: 'ApprovalRequest' });
+export const eventSchema = createSelectSchema(runEvents, { payload: jsonObject }).meta({ id: 'RunEvent' });
+export const templateSchema = createSelectSchema(workflowTemplates, { definition: jsonObject }).meta({ id: 'Template' });
+export const personaSchema = createSelectSchema(agentPersonas, { definition: jsonObject }).meta({ id: 'Persona' });
+
+const tokens = {
+  inputTokens: z.number().int(),
+  outputTokens: z.number().int(),
+  cacheReadTokens: z.number().int(),
+  cacheWriteTokens: z.number().int(),
+};
+export const usageSchema = z
+  .object({
+    total: z.object(tokens),
+    phases: z.array(z.object({ phaseKey: z.string(), ...tokens })),
+    sessions: z.array(z.object({ sessionId: z.uuid(), roleId: z.string(), backend: z.string(), ...tokens })),
+  })
+  .meta({ id: 'Usage' });
+
+export const runDetailResponse = z.object({
+  run: runSchema,
+  phases: z.array(phaseSchema),
+  sessions: z.array(sessionSchema),
+  artifacts: z.array(artifactSchema),
+  approvals: z.array(approvalSchema),
+  usage: usageSchema,
+  finalReportPath: z.string().nullable(),
+});
+export const runListResponse = z.object({ runs: z.array(runSchema), nextCursor: z.string().nullable() });
+export const eventListResponse = z.object({ events: z.array(eventSchema) });
+export const approvalListResponse = z.object({ approvals: z.array(approvalSchema) });
+export const decisionResponse = z.object({
+  approvalRequestId: z.uuid(),
+  gateKey: z.string(),
+  action: z.enum(DECISION_ACTIONS),
+  decisionId: z.uuid().nullable(),
+  /** Set when the run had already ended (the decision was only recorded). */
+  runState: z.enum(RUN_STATES).optional(),
+});
+export const abortEndedResponse = z.object({ runId: z.uuid(), state: z.enum(RUN_STATES) });
+export const abortSentResponse = z.object({ runId: z.uuid(), workflowId: z.string() });
+export const templatesResponse = z.object({ templates: z.array(templateSchema), personas: z.array(personaSchema) });
+export const healthResponse = z.object({ status: z.literal('ok') });
+export const readyResponse = z.object({ status: z.literal('ready'), checks: z.object({ postgres: z.string(), temporal: z.string() }) });

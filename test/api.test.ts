@@ -13,6 +13,7 @@ import { connectDatabase } from '../db/client.ts';
 import { approvalDecisions, runPhases, runs, tuiSessions } from '../db/schema.ts';
 import { TERMINAL_RUN_STATES } from '../db/state-machines.ts';
 import { waitFor } from '../lib/wait.ts';
+import { runWorkflowId } from '../workflows/messages.ts';
 import { makeRepo, useRunHarness } from './helpers/run-harness.ts';
 
 const h = useRunHarness('fake');
@@ -57,8 +58,10 @@ async function runState(runId: string) {
   return json(await api.inject({ url: `/v1/runs/${runId}` })).run.state as string;
 }
 
+/** The run reads `state` with its report, and its workflow has finished its last step. */
 async function waitForState(runId: string, state: string) {
   await waitFor(`run ${runId} to be ${state}`, 30_000, async () => (await runState(runId)) === state && existsSync(json(await api.inject({ url: `/v1/runs/${runId}` })).finalReportPath ?? '/nonexistent'), 50);
+  await h.client.workflow.getHandle(runWorkflowId(runId)).result().catch(() => undefined);
 }
 
 describe('health and documents', () => {
@@ -68,7 +71,7 @@ describe('health and documents', () => {
     const doc = json(await api.inject({ url: '/openapi.json' }));
     expect(doc.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.paths).sort()).toEqual([
-      '/v1/runs', '/v1/runs/{runId}', '/v1/runs/{runId}/abort', '/v1/runs/{runId}/approvals', '/v1/runs/{runId}/approvals/{approvalId}',
+      '/healthz', '/readyz', '/v1/runs', '/v1/runs/{runId}', '/v1/runs/{runId}/abort', '/v1/runs/{runId}/approvals', '/v1/runs/{runId}/approvals/{approvalId}',
       '/v1/runs/{runId}/events', '/v1/runs/{runId}/report', '/v1/templates',
     ]);
     expect(doc.paths['/v1/runs'].post.requestBody.content['application/json'].schema.required).toEqual(['requirementsMd', 'repoPath', 'baseBranch']);
