@@ -12,6 +12,11 @@ export default tseslint.config(
     },
   },
   {
+    // The page runs in a browser.
+    files: ['ui/**/*.js'],
+    languageOptions: { globals: { window: 'readonly', document: 'readonly', location: 'readonly', sessionStorage: 'readonly', fetch: 'readonly', addEventListener: 'readonly', removeEventListener: 'readonly', setTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', TextDecoderStream: 'readonly', AbortController: 'readonly' } },
+  },
+  {
     // Tests mutate parsed JSON fixtures freely.
     files: ['test/**/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off', '@typescript-eslint/no-non-null-assertion': 'off' },

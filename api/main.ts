@@ -26,6 +26,7 @@ await runMain('api', async () => {
     taskQueue: config.taskQueue,
     maxConcurrentRuns: config.maxConcurrentRuns,
     configuredAgent: config.agentPreset,
+    temporalWebUi: config.temporal.webUiUrl,
     workspaceRoot: config.workspaceRoot,
     token: config.api.token,
     logger,

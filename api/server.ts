@@ -21,7 +21,9 @@ import type { RealAgent, ResolvedAgentCli } from '../sessions/agent-cli.ts';
 import { registerApprovalRoutes } from './approvals.ts';
 import { errors, type RouteDeps } from './context.ts';
 import { registerEventRoutes } from './events.ts';
+import { registerReadingRoutes } from './reading.ts';
 import { registerRunRoutes } from './runs.ts';
+import { registerUi, isUiAsset } from './ui.ts';
 
 export interface ApiDeps {
   db: Database;
@@ -35,6 +37,8 @@ export interface ApiDeps {
   token?: string;
   /** The real agent roles use when neither the request nor their persona names one (default claude-code). */
   configuredAgent?: RealAgent;
+  /** The Temporal Web UI's base URL, for links from the page to a run's execution. */
+  temporalWebUi?: string;
   /** Finds a real agent's program on this host (default: as the worker does). */
   findAgent?: (agent: RealAgent) => Promise<ResolvedAgentCli | undefined>;
   logger?: Logger;
@@ -116,7 +120,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
 
   app.addHook('onRequest', async (request, reply) => {
-    if (!deps.token || request.url === '/healthz' || request.url === '/readyz') return;
+    // The page and its assets hold no data; the page asks for the token and sends it with every call.
+    if (!deps.token || request.url === '/healthz' || request.url === '/readyz' || isUiAsset(request.url)) return;
     if (request.headers.authorization !== `Bearer ${deps.token}`) {
       return reply.code(401).send(errorBody('unauthorized', 'a bearer token is required (Authorization: Bearer <DEVFLOW_API_TOKEN>)'));
     }
@@ -143,5 +148,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   registerRunRoutes(app, routeDeps);
   registerEventRoutes(app, routeDeps);
   registerApprovalRoutes(app, routeDeps);
+  registerReadingRoutes(app, routeDeps);
+  registerUi(app, { temporalWebUi: deps.temporalWebUi, namespace: deps.namespace, tokenRequired: Boolean(deps.token) });
   return app;
 }

@@ -49,6 +49,7 @@ const envSchema = z
     DEVFLOW_AGENT_PERMISSIONS: z.enum(['bypass', 'ask']).default('bypass'),
     DEVFLOW_AGENT_READY_TIMEOUT_MS: z.coerce.number().int().min(1_000).default(60_000),
     DEVFLOW_PLAYBACK_PORT: port.default(7480),
+    DEVFLOW_WEB_UI_URL: optionalText.pipe(z.string().url('must be a URL, e.g. http://temporal-ui.internal:8080').optional()),
     DEVFLOW_CLAUDE_CODE_PATH: optionalText,
     DEVFLOW_CODEX_PATH: optionalText,
     DEVFLOW_SHUTDOWN_DRAIN_MS: z.coerce.number().int().min(0).default(10_000),
@@ -82,6 +83,8 @@ export interface DevflowConfig {
     devServerPort: number;
     uiPort: number;
     cliPath: string | undefined;
+    /** The Temporal Web UI, for links to a run's execution (unset with an external Temporal and no DEVFLOW_WEB_UI_URL). */
+    webUiUrl: string | undefined;
   };
   taskQueue: string;
   /** This worker host: its tmux server and host-bound activities (`devflow-host:<hostId>`). */
@@ -139,6 +142,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): DevflowConf
       devServerPort: env.DEVFLOW_TEMPORAL_PORT,
       uiPort: env.DEVFLOW_TEMPORAL_UI_PORT,
       cliPath: env.TEMPORAL_CLI_PATH,
+      webUiUrl: env.DEVFLOW_WEB_UI_URL ?? (env.TEMPORAL_ADDRESS ? undefined : `http://127.0.0.1:${env.DEVFLOW_TEMPORAL_UI_PORT}`),
     },
     taskQueue: env.DEVFLOW_TASK_QUEUE,
     hostId: env.DEVFLOW_HOST_ID ?? os.hostname().replace(/[^A-Za-z0-9._-]/g, '-'),

@@ -124,3 +124,25 @@ export const abortSentResponse = z.object({ runId: z.uuid(), workflowId: z.strin
 export const templatesResponse = z.object({ templates: z.array(templateSchema), personas: z.array(personaSchema) });
 export const healthResponse = z.object({ status: z.literal('ok') });
 export const readyResponse = z.object({ status: z.literal('ready'), checks: z.object({ postgres: z.string(), temporal: z.string() }) });
+
+export const artifactParams = z.object({ runId: z.uuid(), artifactId: z.uuid() });
+export const sessionParams = z.object({ runId: z.uuid(), sessionId: z.uuid() });
+export const pendingApprovalsQuery = z.object({ limit: z.coerce.number().int().min(1).max(500).default(200) });
+
+export const artifactContentResponse = z.object({
+  artifact: artifactSchema,
+  /** The file as it is now: parsed when it is JSON, otherwise null (see `text`). */
+  content: z.unknown(),
+  text: z.string().nullable(),
+  /** The file is gone, or its bytes are no longer the ones validated (`artifact.hash`). */
+  changed: z.boolean(),
+});
+export const transcriptResponse = z.object({ sessionId: z.uuid(), roleId: z.string(), text: z.string() });
+export const pendingApprovalsResponse = z.object({
+  approvals: z.array(
+    approvalSchema.extend({
+      run: z.object({ id: z.uuid(), state: z.enum(RUN_STATES), templateId: z.string(), repoPath: z.string(), baseBranch: z.string() }),
+      phaseKey: z.string().nullable(),
+    }),
+  ),
+});

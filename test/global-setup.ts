@@ -10,6 +10,7 @@ import { resolveTemporalCli } from '../cli/stack/temporal-cli.ts';
 import { startTemporalDevServer } from '../cli/stack/temporal-server.ts';
 import { connectDatabase } from '../db/client.ts';
 import { prepareDatabase } from '../db/prepare.ts';
+import { ensureChromium } from '../lib/chromium.ts';
 import { devflowCacheDir } from '../lib/executables.ts';
 import { processAlive } from '../lib/processes.ts';
 import { ensureAgentCli, REAL_AGENTS } from '../sessions/agent-cli.ts';
@@ -34,6 +35,7 @@ export default async function setup(project: TestProject) {
     const found = await ensureAgentCli(agent, { searchPath: false, log: say });
     say(`${agent} ${found.version} from ${found.source}: ${found.path}`);
   }
+  say(`Chromium for the browser tests: ${ensureChromium(say)}`);
   const [pgPort, temporalPort] = await freePorts(2);
 
   const postgres = await startEmbeddedPostgres({ dir: path.join(home, 'pg'), port: pgPort!, log: say });
