@@ -3,9 +3,11 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DEFAULT_TEMPLATE } from '../schemas/api.ts';
+import { artifactSummary, artifactText } from './artifact-text.ts';
 import { ApiCallError, DevflowApi, EXIT } from './api-client.ts';
 
 interface Phase {
+  id: string;
   phaseKey: string;
   state: string;
   attempts: number;
@@ -187,7 +189,49 @@ export async function watch(api: DevflowApi, runId: string, say: Say, options: {
   }
 }
 
-export async function decide(api: DevflowApi, runId: string, action: 'approve' | 'reject', options: { gate?: string; comment?: string; clientToken?: string }, say: Say): Promise<number> {
+interface ArtifactRow {
+  id: string;
+  phaseId: string;
+  schemaId: string;
+  valid: boolean;
+  path: string;
+  createdAt: string;
+}
+
+/** The newest artifact of a phase (or of the phase a gate waits on, or the newest of all). */
+async function artifactFor(api: DevflowApi, runId: string, phaseKey?: string): Promise<{ phaseKey: string; artifact: ArtifactRow; content: unknown; changed: boolean } | undefined> {
+  const detail = await api.get<RunDetail & { artifacts: ArtifactRow[]; phases: (Phase & { id: string })[] }>(`/v1/runs/${runId}`);
+  const keyOf = new Map(detail.phases.map((p) => [p.id, p.phaseKey]));
+  const gatePhase = detail.approvals.find((a) => a.state === 'pending' && a.phaseId)?.phaseId;
+  const wanted = phaseKey ?? (gatePhase ? keyOf.get(gatePhase) : undefined);
+  const candidates = detail.artifacts.filter((a) => !wanted || keyOf.get(a.phaseId) === wanted);
+  const artifact = candidates.at(-1);
+  if (!artifact) return undefined;
+  const read = await api.get<{ content: unknown; changed: boolean }>(`/v1/runs/${runId}/artifacts/${artifact.id}`);
+  return { phaseKey: keyOf.get(artifact.phaseId) ?? '?', artifact, content: read.content, changed: read.changed };
+}
+
+export async function show(api: DevflowApi, runId: string, phaseKey: string | undefined, say: Say): Promise<number> {
+  const found = await artifactFor(api, runId, phaseKey);
+  if (!found) {
+    say(`run ${runId} has no artifact${phaseKey ? ` for phase ${phaseKey}` : ''} yet`);
+    return EXIT.notFound;
+  }
+  const { artifact } = found;
+  say(`${found.phaseKey}: ${artifact.schemaId} (${artifact.valid ? 'valid' : 'INVALID'}) ${artifact.path}`);
+  if (found.changed) say('warning: the file changed (or is gone) since it was validated');
+  say('');
+  say(artifactText(artifact.schemaId, found.content));
+  return EXIT.ok;
+}
+
+export async function decide(
+  api: DevflowApi,
+  runId: string,
+  action: 'approve' | 'reject',
+  options: { gate?: string; comment?: string; clientToken?: string; yes?: boolean; confirm?: (question: string) => Promise<boolean> },
+  say: Say,
+): Promise<number> {
   const { approvals } = await api.get<{ approvals: Approval[] }>(`/v1/runs/${runId}/approvals`);
   const pending = approvals.filter((a) => a.state === 'pending' && (!options.gate || a.gateKey === options.gate));
   if (pending.length === 0) {
@@ -199,6 +243,17 @@ export async function decide(api: DevflowApi, runId: string, action: 'approve' |
     return EXIT.badInput;
   }
   const approval = pending[0]!;
+  if (options.confirm && !options.yes) {
+    // In a terminal, a person sees what they decide on before deciding.
+    say(`gate ${approval.gateKey} (${approval.payload.kind ?? 'approval'}) on run ${runId}`);
+    if (approval.payload.reason) say(`  why: ${approval.payload.reason}`);
+    const found = await artifactFor(api, runId).catch(() => undefined);
+    if (found) say(`  ${found.phaseKey}: ${artifactSummary(found.artifact.schemaId, found.content)}  (devflow show ${runId} ${found.phaseKey})`);
+    if (!(await options.confirm(`${action} ${approval.gateKey}? [y/N] `))) {
+      say('nothing decided');
+      return EXIT.badInput;
+    }
+  }
   await api.post(`/v1/runs/${runId}/approvals/${approval.id}`, {
     action,
     clientToken: options.clientToken ?? randomUUID(),

@@ -3,7 +3,8 @@
 import { Command } from 'commander';
 import { runMain } from '../lib/main.ts';
 import { DevflowApi, EXIT } from './api-client.ts';
-import { abort, decide, listRuns, report, start, status, watch, withApiErrors } from './commands.ts';
+import { createInterface } from 'node:readline';
+import { abort, decide, listRuns, report, show, start, status, watch, withApiErrors } from './commands.ts';
 import { REAL_AGENTS } from '../sessions/agent-cli.ts';
 import { DEFAULT_TEMPLATE } from '../schemas/api.ts';
 import { installAgents, listAgents } from './agents.ts';
@@ -54,15 +55,29 @@ program
   .option('--until-end', 'keep watching through gates')
   .action((runId, options) => run('watch', () => watch(api(), runId, say, options)));
 
+/** In a terminal, a yes/no question; elsewhere (scripts) no question is asked. */
+async function confirmInTerminal(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  const answer = await new Promise<string>((resolve) => rl.question(question, resolve));
+  rl.close();
+  return /^y(es)?$/i.test(answer.trim());
+}
+
 for (const action of ['approve', 'reject'] as const) {
   program
     .command(`${action} <runId>`)
-    .description(`${action} the run's pending gate`)
+    .description(`${action} the run's pending gate (in a terminal: shows the gate and its artifact, and asks)`)
     .option('--gate <key>', 'the gate, when several are pending')
     .option('--comment <text>', 'why')
     .option('--client-token <token>', 'idempotency token (repeat it to retry safely)')
-    .action((runId, options) => run(action, () => decide(api(), runId, action, options, say)));
+    .option('-y, --yes', 'do not ask (scripts)')
+    .action((runId, options) => run(action, () => decide(api(), runId, action, { ...options, ...(process.stdin.isTTY ? { confirm: confirmInTerminal } : {}) }, say)));
 }
+
+program
+  .command('show <runId> [phase]')
+  .description("print a phase's artifact readably (default: the one a gate waits on, else the newest)")
+  .action((runId, phase) => run('show', () => show(api(), runId, phase, say)));
 
 program
   .command('abort <runId>')

@@ -8,7 +8,8 @@ import { Connection } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildApi } from '../api/server.ts';
-import { EXIT } from '../cli/api-client.ts';
+import { DevflowApi, EXIT } from '../cli/api-client.ts';
+import { decide } from '../cli/commands.ts';
 import { makeRepo, useRunHarness } from './helpers/run-harness.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -52,6 +53,23 @@ describe('devflow CLI', () => {
     const status = await devflow(['status', runId]);
     expect(status.out).toMatch(/spec\s+awaiting_approval\s+attempts 1/);
     expect(status.out).toContain('waiting at gate spec_approved');
+
+    // What is being approved, readably.
+    const shown = await devflow(['show', runId]);
+    expect(shown.code, shown.out).toBe(EXIT.ok);
+    expect(shown.out).toMatch(/^spec: dev\/spec@1 \(valid\) .*spec\.json$/m);
+    expect(shown.out).toContain('Scripted specification');
+    expect(shown.out).toContain('Requirements:\n  1. R1 The change does what the requirements document asks.');
+    expect((await devflow(['show', runId, 'review'])).code).toBe(EXIT.notFound);
+
+    // In a terminal, a person is shown the gate and its artifact and asked; no means nothing is decided.
+    const lines: string[] = [];
+    const asked: string[] = [];
+    const declined = await decide(new DevflowApi({ baseUrl: apiUrl }), runId, 'approve', { confirm: async (q) => (asked.push(q), false) }, (l) => lines.push(l));
+    expect(declined).toBe(EXIT.badInput);
+    expect(asked).toEqual(['approve spec_approved? [y/N] ']);
+    expect(lines.join('\n')).toContain('spec: spec "Scripted specification": 1 requirements, 0 open questions');
+    expect(lines.at(-1)).toBe('nothing decided');
 
     const approved = await devflow(['approve', runId, '--comment', 'looks right']);
     expect(approved.code, approved.out).toBe(EXIT.ok);

@@ -90,6 +90,7 @@ function leftoverProcesses(): { pid: number; what: string; command: string }[] {
       const cwd = readlinkSync(`/proc/${entry}/cwd`);
       if (path.basename(exe) === 'node' && argv.some((a) => a.endsWith('scripted-agent.ts')) && ours(cwd)) found.push({ pid, what: 'scripted agent', command });
       else if (path.basename(exe).startsWith('tmux') && argv.some((a) => ours(a))) found.push({ pid, what: 'tmux server', command });
+      else if (/chrom/.test(path.basename(exe)) && argv.some((a) => a.startsWith(`--user-data-dir=${os.tmpdir()}`))) found.push({ pid, what: 'browser', command });
       else if ((exe.startsWith(agentsCache) || argv.some((a) => a.startsWith(agentsCache))) && (ours(cwd) || argv.includes('app-server'))) found.push({ pid, what: 'real agent', command });
     } catch {
       // ended while we looked

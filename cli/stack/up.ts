@@ -142,7 +142,8 @@ async function startStack(
   const tmux = new TmuxServer(config.tmuxSocket);
   started.push({ name: 'agent sessions (tmux)', stop: () => tmux.killServer() });
 
-  const childEnv = { ...env, DATABASE_URL: databaseUrl, TEMPORAL_ADDRESS: temporalAddress };
+  // The children reach what was started here; the API links to the Web UI this stack runs.
+  const childEnv = { ...env, DATABASE_URL: databaseUrl, TEMPORAL_ADDRESS: temporalAddress, ...(uiUrl && !env.DEVFLOW_WEB_UI_URL ? { DEVFLOW_WEB_UI_URL: uiUrl } : {}) };
   for (const name of ['worker', 'api'] as const) {
     const child = new SupervisedProcess({
       name,
