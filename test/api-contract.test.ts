@@ -94,8 +94,12 @@ describe('the API contract', () => {
       approvalId = body.approvals.find((a) => a.state === 'pending')?.id ?? '';
       return approvalId !== '';
     }, 50);
-    expect((await call('GET', '/v1/runs/{runId}', `/v1/runs/${runId}`)).statusCode).toBe(200);
+    const detail = JSON.parse((await call('GET', '/v1/runs/{runId}', `/v1/runs/${runId}`)).body) as { artifacts: { id: string }[]; sessions: { id: string }[] };
     expect((await call('GET', '/v1/runs/{runId}', `/v1/runs/${randomUUID()}`)).statusCode).toBe(404);
+    expect((await call('GET', '/v1/approvals', '/v1/approvals')).statusCode).toBe(200);
+    expect((await call('GET', '/v1/runs/{runId}/artifacts/{artifactId}', `/v1/runs/${runId}/artifacts/${detail.artifacts[0]!.id}`)).statusCode).toBe(200);
+    expect((await call('GET', '/v1/runs/{runId}/artifacts/{artifactId}', `/v1/runs/${runId}/artifacts/${randomUUID()}`)).statusCode).toBe(404);
+    expect((await call('GET', '/v1/runs/{runId}/sessions/{sessionId}/transcript', `/v1/runs/${runId}/sessions/${detail.sessions[0]!.id}/transcript`)).statusCode).toBe(200);
     expect((await call('GET', '/v1/runs', '/v1/runs?limit=2')).statusCode).toBe(200);
     expect((await call('GET', '/v1/runs', '/v1/runs?cursor=zzz')).statusCode).toBe(400);
     expect((await call('GET', '/v1/runs/{runId}/events', `/v1/runs/${runId}/events`)).statusCode).toBe(200);

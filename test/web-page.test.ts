@@ -67,7 +67,7 @@ describe('the page, in a browser', () => {
     await page.locator('.spec-title').waitFor();
     expect(await page.locator('.spec-title').textContent()).toBe('Scripted specification');
     expect(await page.locator('.spec').textContent()).toContain('Acceptance criteria');
-    expect(await phaseState(page, 'spec').textContent()).toBe('awaiting approval');
+    await expect.poll(() => phaseState(page, 'spec').textContent()).toBe('awaiting approval');
 
     await page.getByLabel('Comment (kept with the decision)').fill('looks right');
     // A double click decides once.
