@@ -9,7 +9,7 @@ import { transitionPhase } from '../db/transitions.ts';
 import { sha256 } from '../lib/canonical-json.ts';
 import { DevflowError } from '../lib/errors.ts';
 import { promptKeys } from '../lib/keys.ts';
-import { artifactSchemas, isArtifactSchemaId } from '../schemas/artifacts.ts';
+import { artifactProblems, pinnedSchema } from '../db/artifact-schemas.ts';
 import { checkpoint, type ActivityDeps } from './deps.ts';
 
 export interface FileSignature {
@@ -57,6 +57,11 @@ function unreadable(file: string, error: unknown): DevflowError {
 }
 
 const same = (a: FileSignature | null, b: FileSignature | null) => a !== null && b !== null && a.size === b.size && a.mtimeMs === b.mtimeMs;
+
+/** A field of a parsed artifact by its dotted path (`verdict`, `review.findings`). */
+export function fieldAt(value: unknown, dotted: string): unknown {
+  return dotted.split('.').reduce<unknown>((at, part) => (at && typeof at === 'object' ? (at as Record<string, unknown>)[part] : undefined), value);
+}
 
 export function formatIssues(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string[] {
   return issues.map((issue) => `${issue.path.length ? issue.path.map(String).join('.') : '(root)'}: ${issue.message}`);
@@ -112,8 +117,18 @@ export function createArtifactActivities(deps: ActivityDeps) {
       }
     },
 
-    /** Hashes, parses and validates the artifact; one row per distinct content. */
-    async validateArtifact(input: { runId: string; phaseId: string; attempt: number; artifactPath: string; schemaId: string }): Promise<{ valid: boolean; hash: string; errors: string[] }> {
+    /**
+     * Hashes, parses and validates the artifact against its pinned schema; one row per distinct
+     * content. With the phase's loop, says whether the artifact asks to go back (and what it quotes).
+     */
+    async validateArtifact(input: {
+      runId: string;
+      phaseId: string;
+      attempt: number;
+      artifactPath: string;
+      schemaId: string;
+      loop?: { field: string; equals: unknown; quote?: string };
+    }): Promise<{ valid: boolean; hash: string; errors: string[]; loop?: { matched: boolean; quote?: unknown } }> {
       const bytes = await readFile(input.artifactPath).catch((error: unknown) => {
         throw unreadable(input.artifactPath, error);
       });
@@ -125,12 +140,7 @@ export function createArtifactActivities(deps: ActivityDeps) {
       } catch (error) {
         errors = [`not valid JSON: ${(error as Error).message}`];
       }
-      if (errors.length === 0) {
-        const schema = isArtifactSchemaId(input.schemaId) ? artifactSchemas[input.schemaId] : undefined;
-        const result = schema?.safeParse(parsed);
-        if (!result) errors = [`unknown artifact schema ${input.schemaId}`];
-        else if (!result.success) errors = formatIssues(result.error.issues);
-      }
+      if (errors.length === 0) errors = artifactProblems(await pinnedSchema(deps.db, input.runId, input.schemaId), parsed);
       const valid = errors.length === 0;
       checkpoint(deps, 'validateArtifact:checked');
       await deps.db.transaction(async (tx) => {
@@ -165,7 +175,9 @@ export function createArtifactActivities(deps: ActivityDeps) {
           },
         });
       });
-      return { valid, hash, errors };
+      if (!valid || !input.loop) return { valid, hash, errors };
+      const said = fieldAt(parsed, input.loop.field);
+      return { valid, hash, errors, loop: { matched: said === input.loop.equals, ...(input.loop.quote ? { quote: fieldAt(parsed, input.loop.quote) ?? null } : {}) } };
     },
   };
 }

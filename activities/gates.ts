@@ -15,8 +15,11 @@ export type GateOpened = { approvalRequestId: string } | { pausedBy: string };
 export function createGateActivities(deps: ActivityDeps) {
   const { db } = deps;
   return {
-    /** Valid artifact, gated phase: phase, session and run wait for a person. */
-    async openApprovalGate(input: { runId: string; phaseId: string; sessionId: string; gateKey: string; attempt: number }): Promise<GateOpened> {
+    /**
+     * Valid artifact, gated phase: phase, session and run wait for a person. A gate the template
+     * did not declare (a loop out of rounds) says why it was raised.
+     */
+    async openApprovalGate(input: { runId: string; phaseId: string; sessionId: string; gateKey: string; attempt: number; reason?: string }): Promise<GateOpened> {
       const key = (what: Parameters<typeof gateKeys>[0]) => gateKeys(what, input.phaseId, input.gateKey, input.attempt);
       await checkpoint(deps, 'openApprovalGate:start');
       return db.transaction(async (tx) => {
@@ -31,7 +34,7 @@ export function createGateActivities(deps: ActivityDeps) {
           event: { type: 'run.awaiting_approval', idempotencyKey: key('run-gate'), payload: { gateKey: input.gateKey } },
           set: { currentPhaseId: input.phaseId },
         });
-        const request = await openApprovalRequest(tx, { runId: input.runId, phaseId: input.phaseId, gateKey: input.gateKey, kind: 'approval', key: key('gate'), payload: { attempt: input.attempt } });
+        const request = await openApprovalRequest(tx, { runId: input.runId, phaseId: input.phaseId, gateKey: input.gateKey, kind: 'approval', key: key('gate'), payload: { attempt: input.attempt, ...(input.reason ? { reason: input.reason } : {}) } });
         return { approvalRequestId: request.id };
       });
     },

@@ -11,7 +11,7 @@ import { DevflowError } from '../lib/errors.ts';
 import { git, gitOk } from '../lib/git.ts';
 import { checkRunSource, runBranch, worktreePathFor } from '../lib/runs.ts';
 import { runKeys } from '../lib/keys.ts';
-import type { PersonaDefinition, TemplateDefinition } from '../schemas/registry-files.ts';
+import type { LoopDefinition, PersonaDefinition, TemplateDefinition } from '../schemas/definitions.ts';
 import type { RunInput } from '../workflows/messages.ts';
 import { checkpoint, type ActivityDeps } from './deps.ts';
 
@@ -29,6 +29,8 @@ export interface PreparedPhase {
   artifactPath: string;
   gate: string | null;
   artifactTimeoutMs: number;
+  /** Back to an earlier phase when this phase's artifact says so (absent in runs prepared before loops). */
+  loop?: LoopDefinition | null;
 }
 
 export interface PreparedRun {
@@ -114,6 +116,7 @@ export function createPrepareRunActivities(deps: ActivityDeps) {
           artifactPath: path.join(worktreePath, phase.artifact.path),
           gate: phase.gate ?? null,
           artifactTimeoutMs: phase.artifactTimeoutMs ?? DEFAULT_ARTIFACT_TIMEOUT_MS,
+          loop: phase.loop ?? null,
         })),
         personas: Object.fromEntries(
           Object.entries(definition.roles).map(([roleId, role]) => [roleId, { id: role.persona, instructions: instructionsById.get(role.persona) ?? '' }]),

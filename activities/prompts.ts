@@ -1,19 +1,20 @@
 // Starting an attempt and sending its prompt. The prompt event is keyed by (phase, attempt):
 // once it is recorded, a retried activity does not send again.
-import { realpath, mkdir } from 'node:fs/promises';
+import { mkdir, readFile, realpath } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { eq } from 'drizzle-orm';
+import { and, desc, eq } from 'drizzle-orm';
 import { appendEvent, findEventByKey } from '../db/events.ts';
-import { runs, tuiSessions } from '../db/schema.ts';
+import { artifacts, runPhases, runs, tuiSessions } from '../db/schema.ts';
 import { transitionPhase, transitionSession } from '../db/transitions.ts';
 import { DevflowError } from '../lib/errors.ts';
 import { phaseKeys, promptKeys, sessionKeys } from '../lib/keys.ts';
-import { artifactJsonSchema, isArtifactSchemaId } from '../schemas/artifacts.ts';
+import { pinnedSchema } from '../db/artifact-schemas.ts';
+import { PLACEHOLDER } from '../schemas/definitions.ts';
 import type { Scenario } from '../sessions/scenarios.ts';
 import { checkpoint, type ActivityDeps } from './deps.ts';
-import { buildEnvelope, promptHeader, renderPrompt, type PromptKind } from '../schemas/prompt.ts';
-import { signatureOf, type FileSignature } from './artifacts.ts';
+import { buildEnvelope, promptHeader, renderPrompt, type PromptKind, type Revision } from '../schemas/prompt.ts';
+import { fieldAt, signatureOf, type FileSignature } from './artifacts.ts';
 import { loadSession, targetOf } from '../sessions/lifecycle.ts';
 
 
@@ -34,6 +35,8 @@ export interface SendPromptInput {
   errors?: string[];
   scenario?: Scenario;
   repairScenario?: Scenario;
+  /** A later phase sent this one back: what it asked for, quoted in the prompt. */
+  revision?: Revision;
 }
 
 /** Refuses an artifact path that leaves the worktree, by `..` or through a symlink. */
@@ -49,6 +52,31 @@ export async function assertInsideWorktree(worktreePath: string, artifactPath: s
   await mkdir(path.dirname(resolved), { recursive: true });
   const parent = await realpath(path.dirname(resolved));
   if (parent !== root && !parent.startsWith(root + path.sep)) throw outside();
+}
+
+
+/** Instructions that quote an earlier phase's artifact (`{{spec.title}}`) get its latest valid value. */
+async function quoteEarlierArtifacts(db: ActivityDeps['db'], runId: string, instructions: string): Promise<string> {
+  const wanted = [...instructions.matchAll(PLACEHOLDER)];
+  if (wanted.length === 0) return instructions;
+  const values = new Map<string, string>();
+  for (const [whole, phaseKey, field] of wanted) {
+    const [row] = await db
+      .select({ path: artifacts.path })
+      .from(artifacts)
+      .innerJoin(runPhases, eq(runPhases.id, artifacts.phaseId))
+      .where(and(eq(artifacts.runId, runId), eq(runPhases.phaseKey, phaseKey!), eq(artifacts.valid, true)))
+      .orderBy(desc(artifacts.createdAt))
+      .limit(1);
+    let value: unknown;
+    try {
+      value = row ? fieldAt(JSON.parse(await readFile(row.path, 'utf8')), field!) : undefined;
+    } catch {
+      value = undefined;
+    }
+    values.set(whole, value === undefined ? `(no ${phaseKey}.${field} yet)` : typeof value === 'string' ? value : JSON.stringify(value, null, 2));
+  }
+  return instructions.replace(PLACEHOLDER, (whole) => values.get(whole) ?? whole);
 }
 
 export function createPromptActivities(deps: ActivityDeps) {
@@ -80,9 +108,7 @@ export function createPromptActivities(deps: ActivityDeps) {
         return { dedupKey: recorded.dedupKey, baseline: recorded.baseline ?? null };
       }
       await assertInsideWorktree(input.worktreePath, input.artifactPath);
-      if (!isArtifactSchemaId(input.schemaId)) {
-        throw new DevflowError({ code: 'artifact_schema_unknown', message: `artifact schema ${input.schemaId} is not registered` });
-      }
+      const schema = await pinnedSchema(db, input.runId, input.schemaId);
 
       let session = await loadSession(deps, input.sessionId);
       if (session.state === 'READY') {
@@ -108,7 +134,7 @@ export function createPromptActivities(deps: ActivityDeps) {
         attempt: input.attempt,
         expectedArtifact: input.artifactPath,
         expectedSchema: input.schemaId,
-        instructions: input.instructions,
+        instructions: await quoteEarlierArtifacts(db, input.runId, input.instructions),
       });
       if (!intended) {
         await appendEvent(db, {
@@ -122,7 +148,8 @@ export function createPromptActivities(deps: ActivityDeps) {
       const text = renderPrompt(envelope, {
         kind: input.kind,
         personaInstructions: input.personaInstructions,
-        jsonSchema: artifactJsonSchema(input.schemaId),
+        jsonSchema: schema.definition,
+        ...(input.revision ? { revision: input.revision } : {}),
         errors: input.errors,
         scenario: input.scenario,
         repairScenario: input.repairScenario,

@@ -14,7 +14,8 @@ await runMain('api', async () => {
   const services = resolvedServices(config);
 
   const database = connectDatabase(services.databaseUrl, { applicationName: 'devflow-api' });
-  await prepareDatabase(database);
+  const registered = await prepareDatabase(database, { definitionsDir: config.definitionsDir });
+  for (const problem of registered.problems) logger.warn(problem, 'definition refused');
   // Lazy: the API serves (and /readyz reports) even while Temporal is still unreachable.
   const temporal = Connection.lazy({ address: services.temporalAddress });
 
@@ -27,6 +28,7 @@ await runMain('api', async () => {
     maxConcurrentRuns: config.maxConcurrentRuns,
     configuredAgent: config.agentPreset,
     temporalWebUi: config.temporal.webUiUrl,
+    definitions: { dir: config.definitionsDir, problems: registered.problems, problemsOf: registered.problemsOf },
     workspaceRoot: config.workspaceRoot,
     token: config.api.token,
     logger,

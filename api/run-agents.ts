@@ -1,12 +1,12 @@
 // Which agent each role of a run uses, decided when the run is started: the request's choice
-// for the role, else the request's backend for every role, else the role's persona, else the
-// host's configured real agent. A real agent that is not installed refuses the run before
+// for the role, else the request's backend for every role, else the template's choice for the
+// role, else the role's persona, else the host's configured real agent. A real agent that is not installed refuses the run before
 // anything is written.
 import { inArray } from 'drizzle-orm';
 import type { Database } from '../db/client.ts';
 import { agentPersonas } from '../db/schema.ts';
 import type { RUN_AGENTS } from '../schemas/api.ts';
-import type { PersonaDefinition, TemplateDefinition } from '../schemas/registry-files.ts';
+import type { PersonaDefinition, TemplateDefinition } from '../schemas/definitions.ts';
 import { agentNotInstalled, isRealAgent, type RealAgent, type ResolvedAgentCli } from '../sessions/agent-cli.ts';
 import type { RunBackend } from '../workflows/messages.ts';
 import { ApiError } from './server.ts';
@@ -36,6 +36,7 @@ export function chooseAgents(template: TemplateDefinition, personas: ReadonlyMap
       const chosen =
         request.agents?.[role] ??
         (request.backend ? fromBackend(request.backend, configured) : undefined) ??
+        template.roles[role]!.agent ??
         persona?.agent ??
         (persona?.defaultBackend ? fromBackend(persona.defaultBackend, configured) : undefined) ??
         configured;

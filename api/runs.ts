@@ -17,6 +17,7 @@ import {
   abortBody,
   abortEndedResponse,
   abortSentResponse,
+  dryRunResponse,
   listRunsQuery,
   runDetailResponse,
   runIdParams,
@@ -24,12 +25,13 @@ import {
   startRunBody,
   startRunResponse,
 } from '../schemas/api.ts';
-import type { TemplateDefinition } from '../schemas/registry-files.ts';
+import { formatProblems, type TemplateDefinition } from '../schemas/definitions.ts';
 import { findAgentCli } from '../sessions/agent-cli.ts';
 import { abortSignal, type RunInput } from '../workflows/messages.ts';
 import { runWorkflow } from '../workflows/run.ts';
 import { REPO, RUN_ID, RUN_STATE, TEMPLATE } from '../workflows/search-attributes.ts';
 import { approvalsOf } from './approvals.ts';
+import { dryRun } from './dry-run.ts';
 import { ensureReport, errors, runOr404, type App, type RouteDeps } from './context.ts';
 import { checkAgentsInstalled, chooseAgents, personasOf } from './run-agents.ts';
 import { ApiError, isUnavailable } from './server.ts';
@@ -42,17 +44,24 @@ export const SIGNAL_DEADLINE_MS = 5_000;
 export function registerRunRoutes(app: App, deps: RouteDeps): void {
   const { db, client } = deps;
 
-  app.post('/v1/runs', { schema: { summary: 'Start a run', body: startRunBody, response: { 202: startRunResponse, ...errors(429) } } }, async (request, reply) => {
+  app.post('/v1/runs', { schema: { summary: 'Start a run (or, with dryRun, show what would run)', body: startRunBody, response: { 200: dryRunResponse, 202: startRunResponse, ...errors(429) } } }, async (request, reply) => {
     const body = request.body;
+    const problems = deps.definitions?.problemsOf.get(body.template);
+    if (problems?.length) {
+      throw new ApiError(400, 'definition_invalid', `template ${body.template} cannot run: ${formatProblems(problems).join('; ')}`, {
+        issues: problems.map((p) => ({ field: 'body.template', message: `${p.file}: ${p.path}: ${p.message}` })),
+      });
+    }
     const [template] = await db.select().from(workflowTemplates).where(eq(workflowTemplates.id, body.template));
     if (!template) throw new ApiError(400, 'template_not_found', `template ${body.template} is not registered`, { issues: [{ field: 'body.template', message: 'unknown template' }] });
     const definition = template.definition as TemplateDefinition;
     const agents = chooseAgents(definition, await personasOf(db, definition), body, deps.configuredAgent ?? 'claude-code');
     await checkAgentsInstalled(agents, deps.findAgent ?? ((agent) => findAgentCli(agent)));
     await checkRunSource(body.repoPath, body.baseBranch);
+    const runId = body.runId ?? randomUUID();
+    if (body.dryRun) return reply.code(200).send(await dryRun(db, { runId, templateId: body.template, definition, agents, workspaceRoot: deps.workspaceRoot, scenarios: body.scenarios }));
     if (!(await deps.temporalReachable())) throw new ApiError(503, 'temporal_unavailable', 'Temporal is unreachable; nothing was started');
 
-    const runId = body.runId ?? randomUUID();
     await db.transaction(async (tx) => {
       await tx.execute(sql`select pg_advisory_xact_lock(${START_LOCK})`);
       const [existing] = await tx.select({ id: runs.id }).from(runs).where(eq(runs.id, runId));

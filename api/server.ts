@@ -13,14 +13,15 @@ import {
 } from 'fastify-type-provider-zod';
 import type pg from 'pg';
 import { databaseReachable, type Database } from '../db/client.ts';
-import { agentPersonas, workflowTemplates } from '../db/schema.ts';
 import { isDevflowError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
-import { healthResponse, readyResponse, templatesResponse } from '../schemas/api.ts';
+import { healthResponse, readyResponse } from '../schemas/api.ts';
+import type { Problem } from '../schemas/definitions.ts';
 import type { RealAgent, ResolvedAgentCli } from '../sessions/agent-cli.ts';
 import { registerApprovalRoutes } from './approvals.ts';
 import { errors, type RouteDeps } from './context.ts';
 import { registerEventRoutes } from './events.ts';
+import { registerDefinitionRoutes } from './definitions.ts';
 import { registerReadingRoutes } from './reading.ts';
 import { registerRunRoutes } from './runs.ts';
 import { registerUi, isUiAsset } from './ui.ts';
@@ -37,6 +38,8 @@ export interface ApiDeps {
   token?: string;
   /** The real agent roles use when neither the request nor their persona names one (default claude-code). */
   configuredAgent?: RealAgent;
+  /** The user's definitions folder, and the problems that keep templates from running (from the last load). */
+  definitions?: { dir: string | undefined; problems: Problem[]; problemsOf: Map<string, Problem[]> };
   /** The Temporal Web UI's base URL, for links from the page to a run's execution. */
   temporalWebUi?: string;
   /** Finds a real agent's program on this host (default: as the worker does). */
@@ -139,16 +142,12 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  app.get('/v1/templates', { schema: { summary: 'Templates and personas', response: { 200: templatesResponse, ...errors() } } }, async () => ({
-    templates: (await deps.db.select().from(workflowTemplates).orderBy(workflowTemplates.id)).map((t) => ({ ...t, definition: t.definition as Record<string, unknown> })),
-    personas: (await deps.db.select().from(agentPersonas).orderBy(agentPersonas.id)).map((p) => ({ ...p, definition: p.definition as Record<string, unknown> })),
-  }));
-
   const routeDeps: RouteDeps = { ...deps, client: new Client({ connection: deps.temporal, namespace: deps.namespace }), temporalReachable: () => temporalReachable(deps.temporal, deps.namespace) };
   registerRunRoutes(app, routeDeps);
   registerEventRoutes(app, routeDeps);
   registerApprovalRoutes(app, routeDeps);
   registerReadingRoutes(app, routeDeps);
+  registerDefinitionRoutes(app, routeDeps);
   registerUi(app, { temporalWebUi: deps.temporalWebUi, namespace: deps.namespace, tokenRequired: Boolean(deps.token) });
   return app;
 }

@@ -62,6 +62,18 @@ export interface StartOptions {
   playback?: boolean;
   scenario?: string[];
   runId?: string;
+  dryRun?: boolean;
+}
+
+interface DryRunPhase {
+  key: string;
+  title: string;
+  role: string;
+  agent: string;
+  artifact: { schema: string; path: string; timeoutMs: number };
+  gate: string | null;
+  loop: { field: string; equals: unknown; to: string; maxRounds: number } | null;
+  prompt: string;
 }
 
 export async function start(api: DevflowApi, options: StartOptions, say: Say): Promise<number> {
@@ -100,7 +112,7 @@ export async function start(api: DevflowApi, options: StartOptions, say: Say): P
     say(`cannot read the requirements file ${options.requirements}`);
     return EXIT.badInput;
   }
-  const body = await api.post<{ runId: string; workflowId: string }>('/v1/runs', {
+  const request = {
     requirementsMd,
     repoPath: path.resolve(options.repo),
     baseBranch: options.base,
@@ -110,7 +122,23 @@ export async function start(api: DevflowApi, options: StartOptions, say: Say): P
     ...(options.playback ? { playback: true } : {}),
     ...(Object.keys(scenarios).length ? { scenarios } : {}),
     ...(options.runId ? { runId: options.runId } : {}),
-  });
+  };
+  if (options.dryRun) {
+    const plan = await api.post<{ template: string; worktree: string; phases: DryRunPhase[] }>('/v1/runs', { ...request, dryRun: true });
+    say(`dry run of ${plan.template}: nothing was written; the worktree would be ${plan.worktree}`);
+    plan.phases.forEach((phase, i) => {
+      say('');
+      say(`## ${i + 1}. ${phase.key} — ${phase.title}`);
+      say(`role ${phase.role}, agent ${phase.agent}`);
+      say(`artifact ${phase.artifact.schema} at ${phase.artifact.path} (timeout ${Math.round(phase.artifact.timeoutMs / 1000)} s)`);
+      if (phase.gate) say(`gate ${phase.gate}: a person approves the artifact before the run goes on`);
+      if (phase.loop) say(`loop: ${phase.loop.field} = ${JSON.stringify(phase.loop.equals)} sends the work back to ${phase.loop.to}, at most ${phase.loop.maxRounds} time(s); then gate ${phase.key}_rounds_exhausted`);
+      say('prompt:');
+      for (const line of phase.prompt.trimEnd().split('\n')) say(`  | ${line}`);
+    });
+    return EXIT.ok;
+  }
+  const body = await api.post<{ runId: string; workflowId: string }>('/v1/runs', request);
   say(`started run ${body.runId} (workflow ${body.workflowId})`);
   say(`follow it with: devflow watch ${body.runId}`);
   return EXIT.ok;

@@ -8,6 +8,7 @@ import { abort, decide, listRuns, report, show, start, status, watch, withApiErr
 import { REAL_AGENTS } from '../sessions/agent-cli.ts';
 import { DEFAULT_TEMPLATE } from '../schemas/api.ts';
 import { installAgents, listAgents } from './agents.ts';
+import { checkDefinitions, reloadDefinitions } from './definitions.ts';
 import { runDemo } from './demo.ts';
 import { up } from './stack/up.ts';
 
@@ -38,6 +39,7 @@ program
   .option('--playback', "real agents talk to devflow's local playback model (offline, plays --scenario)")
   .option('--scenario <phase=name...>', 'scenario a phase plays (scripted agent or playback model; repeatable)')
   .option('--run-id <uuid>', 'choose the run id (starting the same id again is harmless)')
+  .option('--dry-run', 'write nothing: print, per phase, the role, agent, artifact and the exact prompt the agent would receive')
   .action((options) => run('start', () => start(api(), options, say)));
 
 program
@@ -93,6 +95,16 @@ program
   .option('--agent <name>', 'scripted | claude-code | codex (installed into devflow\'s cache when missing)', 'scripted')
   .option('--stop', 'stop the stack afterwards if the demo started it')
   .action((options) => run('demo', () => runDemo({ stopAfter: Boolean(options.stop), agent: options.agent, say })));
+
+const definitions = program.command('definitions').description('templates, personas and artifact schemas: check a folder, reload the running stack');
+definitions
+  .command('check [dir]')
+  .description('check a definitions folder (default DEVFLOW_DEFINITIONS_DIR) with the built-ins; exit 2 on any problem')
+  .action((dir: string | undefined) => runMain('definitions', () => checkDefinitions(dir, say)));
+definitions
+  .command('reload')
+  .description("have the API read its definitions folder again (no restart)")
+  .action(() => run('definitions', () => reloadDefinitions(api(), say)));
 
 const agents = program.command('agents').description('the real agent CLIs devflow drives: where they are found, and installing them');
 agents

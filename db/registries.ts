@@ -1,18 +1,11 @@
-// Loads templates and personas from schemas/ into Postgres, pinned by hash. A file that
-// changed without a version bump is refused: runs that pinned the old hash must not drift.
+// Loads definitions (built-in, and the user's folder) into Postgres, pinned by hash. A file that
+// changed without a version bump is refused (a problem, and the stored definition stays): runs
+// that pinned the old hash must not drift. Definitions with problems are not registered.
 import { eq } from 'drizzle-orm';
 import { canonicalHash } from '../lib/canonical-json.ts';
-import { DevflowError } from '../lib/errors.ts';
-import {
-  PERSONAS_DIR,
-  TEMPLATES_DIR,
-  personaDefinition,
-  readRegistryFolder,
-  templateDefinition,
-  type RegistryFile,
-} from '../schemas/registry-files.ts';
+import { loadDefinitions, type DefinitionFile, type LoadedDefinitions, type Problem } from '../schemas/definitions.ts';
 import type { Executor } from './client.ts';
-import { agentPersonas, workflowTemplates } from './schema.ts';
+import { agentPersonas, artifactSchemas, workflowTemplates } from './schema.ts';
 
 export interface RegistryEntry {
   id: string;
@@ -20,57 +13,87 @@ export interface RegistryEntry {
   status: 'inserted' | 'unchanged';
 }
 
-type RegistryTable = typeof workflowTemplates | typeof agentPersonas;
+export interface SyncResult {
+  templates: RegistryEntry[];
+  personas: RegistryEntry[];
+  schemas: RegistryEntry[];
+  problems: Problem[];
+  /** Problems by the template they keep from running. */
+  problemsOf: Map<string, Problem[]>;
+}
 
-async function upsertEntry<T extends { name: string; version: number }>(
-  executor: Executor,
-  table: RegistryTable,
-  entry: RegistryFile<T>,
-): Promise<RegistryEntry> {
+type VersionedTable = typeof workflowTemplates | typeof agentPersonas;
+
+function versionReused(file: string, id: string, stored: string, hash: string): Problem {
+  return { file, path: '(file)', message: `changed but still declares ${id} (stored hash ${stored.slice(0, 12)}, file hash ${hash.slice(0, 12)}): give the changed definition a new version; runs pinned to the old one keep it` };
+}
+
+async function upsertVersioned<T extends { name: string; version: number }>(executor: Executor, table: VersionedTable, entry: DefinitionFile<T>): Promise<RegistryEntry | Problem> {
   const hash = canonicalHash(entry.definition);
   const values = { id: entry.id, name: entry.definition.name, version: entry.definition.version, hash, definition: entry.definition };
   const inserted = await executor.insert(table).values(values).onConflictDoNothing().returning({ id: table.id });
   if (inserted.length > 0) return { id: entry.id, hash, status: 'inserted' };
-
   const [stored] = await executor.select({ hash: table.hash }).from(table).where(eq(table.id, entry.id));
-  if (stored?.hash !== hash) {
-    throw new DevflowError({
-      code: 'registry_version_reused',
-      message: `${entry.file} changed but still declares ${entry.id} (stored hash ${stored?.hash.slice(0, 12)}, file hash ${hash.slice(0, 12)})`,
-      recoveryHint: 'give the changed definition a new version number; runs pinned to the old one keep it',
-    });
-  }
+  if (stored?.hash !== hash) return versionReused(entry.file, entry.id, stored?.hash ?? '', hash);
   return { id: entry.id, hash, status: 'unchanged' };
 }
 
-export interface RegistryFolders {
-  templatesDir?: string;
-  personasDir?: string;
+async function upsertSchema(executor: Executor, entry: LoadedDefinitions['schemas'][number]): Promise<RegistryEntry | Problem> {
+  const hash = canonicalHash(entry.definition);
+  const inserted = await executor.insert(artifactSchemas).values({ id: entry.id, hash, definition: entry.definition }).onConflictDoNothing().returning({ id: artifactSchemas.id });
+  if (inserted.length > 0) return { id: entry.id, hash, status: 'inserted' };
+  const [stored] = await executor.select({ hash: artifactSchemas.hash }).from(artifactSchemas).where(eq(artifactSchemas.id, entry.id));
+  if (stored?.hash !== hash) return versionReused(entry.file, entry.id, stored?.hash ?? '', hash);
+  return { id: entry.id, hash, status: 'unchanged' };
 }
 
-/** Validates every file first, then upserts them all in one transaction. */
-export async function syncRegistries(
-  executor: Executor,
-  folders: RegistryFolders = {},
-): Promise<{ templates: RegistryEntry[]; personas: RegistryEntry[] }> {
-  const personaFiles = await readRegistryFolder(folders.personasDir ?? PERSONAS_DIR, personaDefinition);
-  const templateFiles = await readRegistryFolder(folders.templatesDir ?? TEMPLATES_DIR, templateDefinition);
-  const personaIds = new Set(personaFiles.map((p) => p.id));
-  for (const template of templateFiles) {
-    for (const [role, { persona }] of Object.entries(template.definition.roles)) {
-      if (!personaIds.has(persona)) {
-        throw new DevflowError({
-          code: 'registry_file_invalid',
-          message: `${template.file}: role ${role} uses persona ${persona}, which has no file in ${folders.personasDir ?? PERSONAS_DIR}`,
-        });
-      }
-    }
-  }
+const isProblem = (x: RegistryEntry | Problem): x is Problem => 'message' in x;
+
+/**
+ * Checks every definition first, then registers what is sound in one transaction. A template
+ * whose persona or schema was refused is refused too.
+ */
+export async function syncRegistries(executor: Executor, options: { userRoot?: string } = {}): Promise<SyncResult> {
+  const loaded = await loadDefinitions(options.userRoot);
   return executor.transaction(async (tx) => {
-    const personas: RegistryEntry[] = [];
-    for (const file of personaFiles) personas.push(await upsertEntry(tx, agentPersonas, file));
+    const problems = [...loaded.problems];
+    const problemsOf = new Map(loaded.problemsOf);
+    const refused = new Map<string, Problem>();
+    const sort = (results: (RegistryEntry | Problem)[], ids: string[]) => {
+      const entries: RegistryEntry[] = [];
+      results.forEach((r, i) => {
+        if (isProblem(r)) {
+          problems.push(r);
+          refused.set(ids[i]!, r);
+        } else entries.push(r);
+      });
+      return entries;
+    };
+    // One at a time: a transaction is one connection.
+    const inTurn = async <T>(items: T[], upsert: (item: T) => Promise<RegistryEntry | Problem>) => {
+      const results: (RegistryEntry | Problem)[] = [];
+      for (const item of items) results.push(await upsert(item));
+      return results;
+    };
+    const personas = sort(await inTurn(loaded.personas, (p) => upsertVersioned(tx, agentPersonas, p)), loaded.personas.map((p) => p.id));
+    const schemas = sort(await inTurn(loaded.schemas, (s) => upsertSchema(tx, s)), loaded.schemas.map((s) => s.id));
+    const sound = loaded.templates.filter((t) => {
+      const leaning = [...Object.values(t.definition.roles).map((r) => r.persona), ...t.definition.phases.map((p) => p.artifact.schema)].filter((id) => refused.has(id));
+      if (leaning.length === 0) return true;
+      const problem = { file: t.file, path: '(file)', message: `uses ${leaning.join(', ')}, which was refused` };
+      problems.push(problem);
+      // Why each was refused, too: the template cannot run until that is fixed.
+      problemsOf.set(t.id, [problem, ...leaning.map((id) => refused.get(id)!)]);
+      return false;
+    });
     const templates: RegistryEntry[] = [];
-    for (const file of templateFiles) templates.push(await upsertEntry(tx, workflowTemplates, file));
-    return { templates, personas };
+    for (const t of sound) {
+      const result = await upsertVersioned(tx, workflowTemplates, t);
+      if (isProblem(result)) {
+        problems.push(result);
+        problemsOf.set(t.id, [result]);
+      } else templates.push(result);
+    }
+    return { templates, personas, schemas, problems, problemsOf };
   });
 }

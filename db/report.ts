@@ -2,7 +2,7 @@
 // again (report repair) gives the same file.
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { asc, eq, inArray } from 'drizzle-orm';
+import { and, asc, eq, inArray } from 'drizzle-orm';
 import { git } from '../lib/git.ts';
 import { runKeys } from '../lib/keys.ts';
 import { reportPathFor, runBranch, worktreePathFor } from '../lib/runs.ts';
@@ -21,6 +21,8 @@ export interface ReportData {
   gates: { request: typeof approvalRequests.$inferSelect; decisions: (typeof approvalDecisions.$inferSelect)[] }[];
   diffStat: string;
   usage: RunUsage;
+  /** Each time a phase's artifact sent the work back (`phase.looped` events), in order. */
+  loops: { at: Date; fromPhase: string; toPhase: string; round: number; maxRounds: number; field: string; equals: unknown; quoted: string | null; value: unknown }[];
 }
 
 const when = (d: Date | null | undefined) => (d ? d.toISOString() : '—');
@@ -65,6 +67,15 @@ export function renderReport(data: ReportData): string {
       lines.push(`| ${phaseKey.get(a.phaseId) ?? '—'} | ${cell(a.path)} | ${a.schemaId} | ${a.hash.slice(0, 16)} | ${a.valid ? 'yes' : 'no'} | ${cell(problems)} |`);
     }
   }
+  lines.push('', '## Rounds', '');
+  if (data.loops.length === 0) lines.push('No phase sent the work back.');
+  else {
+    lines.push('| round | from | back to | because | quoted | when |', '| --- | --- | --- | --- | --- | --- |');
+    for (const loop of data.loops) {
+      const quoted = loop.quoted ? `${loop.quoted}: ${typeof loop.value === 'string' ? loop.value : JSON.stringify(loop.value)}` : '—';
+      lines.push(`| ${loop.round} of ${loop.maxRounds} | ${loop.fromPhase} | ${loop.toPhase} | ${loop.field} = ${cell(JSON.stringify(loop.equals))} | ${cell(quoted)} | ${when(loop.at)} |`);
+    }
+  }
   lines.push('', '## Gates and decisions', '');
   if (data.gates.length === 0) lines.push('No gate was raised.');
   else {
@@ -106,6 +117,11 @@ export async function loadReportData(db: Database, runId: string, workspaceRoot:
   const decisions = requests.length
     ? await db.select().from(approvalDecisions).where(inArray(approvalDecisions.approvalRequestId, requests.map((r) => r.id))).orderBy(asc(approvalDecisions.createdAt))
     : [];
+  const looped = await db
+    .select({ payload: runEvents.payload, at: runEvents.createdAt })
+    .from(runEvents)
+    .where(and(eq(runEvents.runId, runId), eq(runEvents.type, 'phase.looped')))
+    .orderBy(asc(runEvents.seq));
   const terminal = await db
     .select({ payload: runEvents.payload })
     .from(runEvents)
@@ -118,6 +134,7 @@ export async function loadReportData(db: Database, runId: string, workspaceRoot:
     gates: requests.map((request) => ({ request, decisions: decisions.filter((d) => d.approvalRequestId === request.id) })),
     diffStat: await diffStat(run!, workspaceRoot),
     usage: await runUsage(db, runId),
+    loops: looped.map(({ payload, at }) => ({ at, ...(payload as Omit<ReportData['loops'][number], 'at'>) })),
   };
 }
 

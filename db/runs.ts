@@ -1,9 +1,9 @@
-import { eq } from 'drizzle-orm';
+import { eq, inArray } from 'drizzle-orm';
 import { DevflowError } from '../lib/errors.ts';
 import { runKeys } from '../lib/keys.ts';
 import type { Executor } from './client.ts';
 import { appendEvent } from './events.ts';
-import { runs, workflowTemplates } from './schema.ts';
+import { artifactSchemas, runs, workflowTemplates } from './schema.ts';
 import type { Run } from './transitions.ts';
 
 export interface NewRun {
@@ -28,9 +28,16 @@ export async function createRun(executor: Executor, input: NewRun): Promise<{ ru
         recoveryHint: 'use one of the templates listed by GET /v1/templates',
       });
     }
+    // The run pins its template and each artifact schema it uses: definitions never change under it.
+    const schemaIds = [...new Set((template.definition as { phases: { artifact: { schema: string } }[] }).phases.map((p) => p.artifact.schema))];
+    const pinned = schemaIds.length ? await tx.select({ id: artifactSchemas.id, hash: artifactSchemas.hash }).from(artifactSchemas).where(inArray(artifactSchemas.id, schemaIds)) : [];
+    const missing = schemaIds.filter((id) => !pinned.some((s) => s.id === id));
+    if (missing.length) {
+      throw new DevflowError({ code: 'template_not_found', message: `template ${input.templateId} uses artifact schemas that are not registered: ${missing.join(', ')}` });
+    }
     const inserted = await tx
       .insert(runs)
-      .values({ ...input, templateHash: template.hash, state: 'planning' })
+      .values({ ...input, templateHash: template.hash, artifactSchemaHashes: Object.fromEntries(pinned.map((s) => [s.id, s.hash])), state: 'planning' })
       .onConflictDoNothing({ target: runs.id })
       .returning();
     const run = inserted[0] ?? (await tx.select().from(runs).where(eq(runs.id, input.id)))[0]!;

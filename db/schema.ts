@@ -60,6 +60,14 @@ export const agentPersonas = pgTable(
   (t) => [uniqueIndex('agent_personas_name_version').on(t.name, t.version)],
 );
 
+/** Artifact schemas by id (`dev/spec@1`, `team/bugreport@1`): the JSON Schema agents are shown and artifacts are checked against. */
+export const artifactSchemas = pgTable('artifact_schemas', {
+  id: text('id').primaryKey(),
+  hash: text('hash').notNull(),
+  definition: jsonb('definition').notNull(),
+  createdAt: createdAt(),
+});
+
 export const runs = pgTable(
   'runs',
   {
@@ -74,6 +82,8 @@ export const runs = pgTable(
     baseBranch: text('base_branch').notNull(),
     worktreeRoot: text('worktree_root'),
     requirementsMd: text('requirements_md').notNull(),
+    /** The hash of each artifact schema the run's template uses, pinned like the template's. */
+    artifactSchemaHashes: jsonb('artifact_schema_hashes').$type<Record<string, string>>().notNull().default({}),
     currentPhaseId: uuid('current_phase_id'),
     finalReportPath: text('final_report_path'),
     createdAt: createdAt(),

@@ -65,14 +65,15 @@ const RUN_TRANSITIONS: Table<RunState> = {
 };
 
 // Phases. `running` is re-entered for a repair or a retry (the attempt counter goes up);
-// a failed phase is re-entered only when a human gate approves a retry.
+// a failed phase is re-entered only when a human gate approves a retry, a completed one only
+// when a later phase's loop sends the work back to it.
 const PHASE_TRANSITIONS: Table<PhaseState> = {
   pending: ['running'],
   running: ['awaiting_artifact', 'failed'],
   awaiting_artifact: ['validating', 'running', 'failed'],
   validating: ['awaiting_approval', 'completed', 'running', 'failed'],
   awaiting_approval: ['completed', 'failed'],
-  completed: [],
+  completed: ['running'],
   failed: ['running'],
 };
 
@@ -197,5 +198,7 @@ export const EVENT_TYPES = [
   'approval.closed',
   // A prompt about to be pasted (so a retry can tell whether the agent already has it).
   'prompt.delivering',
+  // A phase's artifact sent the work back to an earlier phase (a review asking for changes).
+  'phase.looped',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];

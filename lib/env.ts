@@ -49,6 +49,7 @@ const envSchema = z
     DEVFLOW_AGENT_PERMISSIONS: z.enum(['bypass', 'ask']).default('bypass'),
     DEVFLOW_AGENT_READY_TIMEOUT_MS: z.coerce.number().int().min(1_000).default(60_000),
     DEVFLOW_PLAYBACK_PORT: port.default(7480),
+    DEVFLOW_DEFINITIONS_DIR: optionalText,
     DEVFLOW_WEB_UI_URL: optionalText.pipe(z.string().url('must be a URL, e.g. http://temporal-ui.internal:8080').optional()),
     DEVFLOW_CLAUDE_CODE_PATH: optionalText,
     DEVFLOW_CODEX_PATH: optionalText,
@@ -87,6 +88,8 @@ export interface DevflowConfig {
     webUiUrl: string | undefined;
   };
   taskQueue: string;
+  /** A folder of the user's own templates, personas and artifact schemas (besides the built-ins). */
+  definitionsDir: string;
   /** This worker host: its tmux server and host-bound activities (`devflow-host:<hostId>`). */
   hostId: string;
   tmuxSocket: string;
@@ -145,6 +148,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): DevflowConf
       webUiUrl: env.DEVFLOW_WEB_UI_URL ?? (env.TEMPORAL_ADDRESS ? undefined : `http://127.0.0.1:${env.DEVFLOW_TEMPORAL_UI_PORT}`),
     },
     taskQueue: env.DEVFLOW_TASK_QUEUE,
+    definitionsDir: path.resolve(env.DEVFLOW_DEFINITIONS_DIR ?? path.join(home, 'definitions')),
     hostId: env.DEVFLOW_HOST_ID ?? os.hostname().replace(/[^A-Za-z0-9._-]/g, '-'),
     tmuxSocket: path.join(home, 'tmux.sock'),
     agentPreset: env.DEVFLOW_AGENT_PRESET,

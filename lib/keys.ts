@@ -29,6 +29,10 @@ export const phaseKeys = {
   running: (phaseId: string, attempt: number) => `phase:${phaseId}:running:${attempt}`,
   awaitingArtifact: (phaseId: string, attempt: number) => `phase:${phaseId}:awaiting:${attempt}`,
   completed: (phaseId: string) => `phase:${phaseId}:completed`,
+  /** A phase completed again after a loop sent the work back to it (round 2 on; round 1 is `completed`). */
+  completedInRound: (phaseId: string, round: number) => `phase:${phaseId}:completed:round:${round}`,
+  /** The `round`-th time this phase's artifact sent the work back. */
+  looped: (phaseId: string, round: number) => `phase:${phaseId}:looped:${round}`,
   completedAtGate: (approvalRequestId: string) => `phase-completed:${approvalRequestId}`,
   endedByRun: (phaseId: string) => `phase:${phaseId}:ended-by-run`,
   lostSession: (phaseId: string, approvalRequestId: string) => `phase:${phaseId}:lost:${approvalRequestId}`,

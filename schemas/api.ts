@@ -1,7 +1,7 @@
 // HTTP API payloads (SPEC section 9). The OpenAPI document is generated from these.
 import { createSelectSchema } from 'drizzle-zod';
 import { z } from 'zod';
-import { agentPersonas, approvalDecisions, approvalRequests, artifacts, runEvents, runPhases, runs, tuiSessions, workflowTemplates } from '../db/schema.ts';
+import { agentPersonas, approvalDecisions, artifactSchemas, approvalRequests, artifacts, runEvents, runPhases, runs, tuiSessions, workflowTemplates } from '../db/schema.ts';
 import { DECISION_ACTIONS, RUN_STATES } from '../db/state-machines.ts';
 import { SCENARIOS } from '../sessions/scenarios.ts';
 import { RUN_BACKENDS } from '../workflows/messages.ts';
@@ -27,6 +27,8 @@ export const startRunBody = z
     /** Real agents talk to devflow's local playback model (offline, no key; it plays `scenarios`). */
     playback: z.boolean().optional(),
     scenarios: z.record(z.string().regex(/^[a-z][a-z0-9_]*$/), z.union([scenario, z.array(scenario).min(1)])).optional(),
+    /** Check everything and show what would run, writing nothing. */
+    dryRun: z.boolean().optional(),
     /** How many times a person may send one phase back for another try (default 3). */
     maxPhaseRetries: z.number().int().min(0).max(20).optional(),
     timing: z
@@ -43,6 +45,25 @@ export const startRunBody = z
 export type StartRunBody = z.infer<typeof startRunBody>;
 
 export const startRunResponse = z.object({ runId: z.uuid(), workflowId: z.string() });
+export const dryRunResponse = z.object({
+  dryRun: z.literal(true),
+  runId: z.uuid(),
+  template: z.string(),
+  worktree: z.string(),
+  phases: z.array(
+    z.object({
+      key: z.string(),
+      title: z.string(),
+      role: z.string(),
+      agent: z.string(),
+      artifact: z.object({ schema: z.string(), path: z.string(), timeoutMs: z.number().int() }),
+      gate: z.string().nullable(),
+      loop: z.object({ field: z.string(), equals: z.union([z.string(), z.number(), z.boolean()]), to: z.string(), maxRounds: z.number() }).nullable(),
+      /** The first prompt the agent would receive (quotes of earlier artifacts are filled in at run time). */
+      prompt: z.string(),
+    }),
+  ),
+});
 
 export const runIdParams = z.object({ runId: z.uuid() });
 export const approvalParams = z.object({ runId: z.uuid(), approvalId: z.uuid() });
@@ -121,7 +142,21 @@ export const decisionResponse = z.object({
 });
 export const abortEndedResponse = z.object({ runId: z.uuid(), state: z.enum(RUN_STATES) });
 export const abortSentResponse = z.object({ runId: z.uuid(), workflowId: z.string() });
-export const templatesResponse = z.object({ templates: z.array(templateSchema), personas: z.array(personaSchema) });
+export const artifactSchemaSchema = createSelectSchema(artifactSchemas, { definition: jsonObject }).meta({ id: 'ArtifactSchema' });
+export const problemSchema = z.object({ file: z.string(), path: z.string(), message: z.string() }).meta({ id: 'DefinitionProblem' });
+export const templatesResponse = z.object({
+  templates: z.array(templateSchema),
+  personas: z.array(personaSchema),
+  artifactSchemas: z.array(artifactSchemaSchema),
+  /** Definitions refused at the last load, and why. */
+  problems: z.array(problemSchema),
+});
+export const reloadResponse = z.object({
+  templates: z.array(z.string()),
+  personas: z.array(z.string()),
+  artifactSchemas: z.array(z.string()),
+  problems: z.array(problemSchema),
+});
 export const healthResponse = z.object({ status: z.literal('ok') });
 export const readyResponse = z.object({ status: z.literal('ready'), checks: z.object({ postgres: z.string(), temporal: z.string() }) });
 

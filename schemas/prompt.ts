@@ -3,8 +3,19 @@
 import { canonicalHash } from '../lib/canonical-json.ts';
 import type { Scenario } from '../sessions/scenarios.ts';
 
-/** A phase's first prompt, the one repair after an invalid or missing artifact, or a retry after a human gate. */
-export type PromptKind = 'initial' | 'repair' | 'retry';
+/**
+ * A phase's first prompt, the one repair after an invalid or missing artifact, a retry after a
+ * human gate, or a revision when a later phase sent the work back.
+ */
+export type PromptKind = 'initial' | 'repair' | 'retry' | 'revise';
+
+/** What a later phase asked for when it sent the work back (a review's findings, say). */
+export interface Revision {
+  fromPhase: string;
+  round: number;
+  field: string | null;
+  value: unknown;
+}
 
 export interface PromptEnvelope {
   uuid: string;
@@ -31,6 +42,8 @@ export interface PromptText {
   errors?: string[];
   scenario?: Scenario;
   repairScenario?: Scenario;
+  /** A later phase sent the work back: quoted in a `revise` prompt. */
+  revision?: Revision;
 }
 
 /** The first line of every prompt: how a prompt is recognised at the agent (its pane, its log). */
@@ -58,6 +71,15 @@ export function renderPrompt(envelope: PromptEnvelope, text: PromptText): string
     '## Task',
     envelope.instructions,
   ];
+  if (text.revision) {
+    const { revision } = text;
+    lines.push(
+      '',
+      `## Changes requested (round ${revision.round}, by ${revision.fromPhase})`,
+      `The ${revision.fromPhase} phase sent this work back. Address what it asks, then write your artifact again.`,
+      ...(revision.field ? [`${revision.field}:`, typeof revision.value === 'string' ? revision.value : JSON.stringify(revision.value, null, 2)] : []),
+    );
+  }
   if (text.kind === 'repair') {
     lines.push(
       '',

@@ -3,7 +3,7 @@
 import { mkdir, open, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { sampleArtifact, SCHEMA_INVALID_ARTIFACT } from '../schemas/sample-artifacts.ts';
+import { SCHEMA_INVALID_ARTIFACT, sampleFor } from '../schemas/sample-artifacts.ts';
 import type { Scenario } from './scenarios.ts';
 
 async function writeAtomically(file: string, text: string): Promise<void> {
@@ -34,16 +34,18 @@ export async function writeScenarioArtifact(
   scenario: Scenario,
   file: string,
   schemaId: string,
-  options: { chunkDelayMs?: number } = {},
+  options: { chunkDelayMs?: number; jsonSchema?: Record<string, unknown> } = {},
 ): Promise<boolean> {
+  const sample = () => `${JSON.stringify(sampleFor(schemaId, options.jsonSchema, scenario), null, 2)}\n`;
   switch (scenario) {
     case 'ok':
     case 'rate_limited':
     case 'overloaded':
-      await writeAtomically(file, `${JSON.stringify(sampleArtifact(schemaId), null, 2)}\n`);
+    case 'request_changes':
+      await writeAtomically(file, sample());
       return true;
     case 'slow':
-      await writeInChunks(file, `${JSON.stringify(sampleArtifact(schemaId), null, 2)}\n`, options.chunkDelayMs ?? 100);
+      await writeInChunks(file, sample(), options.chunkDelayMs ?? 100);
       return true;
     case 'invalid_json':
       await writeAtomically(file, '{"title": "cut off in the middle');

@@ -86,7 +86,7 @@ export class FakeSessionDriver implements SessionDriver {
     const write = (async () => {
       await new Promise((resolve) => setTimeout(resolve, this.options.writeDelayMs ?? 20));
       if (agent.alive && this.agents.get(target.sessionId) === agent) {
-        await writeScenarioArtifact(scenario, artifactPath, schemaId, { chunkDelayMs: this.options.chunkDelayMs });
+        await writeScenarioArtifact(scenario, artifactPath, schemaId, { chunkDelayMs: this.options.chunkDelayMs, jsonSchema: directives.jsonSchema });
       }
     })();
     this.writes.add(write);

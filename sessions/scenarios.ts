@@ -15,6 +15,8 @@ export const SCENARIOS = [
   // and the agent retries by itself; every other agent treats them as `ok`.
   'rate_limited',
   'overloaded',
+  // A valid artifact whose `verdict` asks for changes (a review sending the work back).
+  'request_changes',
 ] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
@@ -38,6 +40,20 @@ export interface PromptDirectives {
   artifactPath: string | undefined;
   schemaId: string | undefined;
   dedupKey: string | undefined;
+  /** The JSON Schema the prompt quotes (the artifact's), when it parses. */
+  jsonSchema: Record<string, unknown> | undefined;
+}
+
+/** The JSON Schema a prompt quotes: everything after its `It must validate against this JSON Schema` line. */
+function quotedSchema(text: string): Record<string, unknown> | undefined {
+  const at = text.indexOf('It must validate against this JSON Schema');
+  if (at < 0) return undefined;
+  const start = text.indexOf('\n', at);
+  try {
+    return JSON.parse(text.slice(start + 1)) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
 }
 
 function header(text: string, name: string): string | undefined {
@@ -50,11 +66,12 @@ export function parsePromptDirectives(text: string): PromptDirectives {
   const repairScenario = header(text, 'Repair-Scenario');
   const kind = header(text, 'Kind');
   return {
-    kind: kind === 'repair' || kind === 'retry' ? kind : 'initial',
+    kind: kind === 'repair' || kind === 'retry' || kind === 'revise' ? kind : 'initial',
     scenario: scenario && isScenario(scenario) ? scenario : undefined,
     repairScenario: repairScenario && isScenario(repairScenario) ? repairScenario : undefined,
     artifactPath: header(text, 'Artifact-Path'),
     schemaId: header(text, 'Artifact-Schema'),
     dedupKey: header(text, 'Dedup-Key'),
+    jsonSchema: quotedSchema(text),
   };
 }

@@ -66,7 +66,7 @@ async function onPrompt(text: string): Promise<void> {
     return;
   }
   say(`thinking about ${directives.schemaId}...`);
-  if (await writeScenarioArtifact(scenario, directives.artifactPath, directives.schemaId, { chunkDelayMs: 150 })) {
+  if (await writeScenarioArtifact(scenario, directives.artifactPath, directives.schemaId, { chunkDelayMs: 150, jsonSchema: directives.jsonSchema })) {
     say(`wrote ${directives.artifactPath}`);
   }
 }

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { chooseAgents } from '../api/run-agents.ts';
-import type { PersonaDefinition, TemplateDefinition } from '../schemas/registry-files.ts';
+import type { PersonaDefinition, TemplateDefinition } from '../schemas/definitions.ts';
 import { agentCacheDir, findAgentCli, installAgentCli } from '../sessions/agent-cli.ts';
 
 const template = {

@@ -9,6 +9,9 @@ import { DevflowError } from '../lib/errors.ts';
 import { waitFor } from '../lib/wait.ts';
 import { abortSignal, decisionSignal, runWorkflowId, sessionLostSignal, type Decision } from '../workflows/messages.ts';
 import { RUN_STATE } from '../workflows/search-attributes.ts';
+import { syncRegistries } from '../db/registries.ts';
+import { BUILT_IN } from '../schemas/definitions.ts';
+import { templateVariant } from './helpers/definitions.ts';
 import { recordHistory } from './helpers/histories.ts';
 import { killProcessGroup, tmuxSessionName } from '../sessions/tmux.ts';
 import { failLostSession } from '../sessions/lifecycle.ts';
@@ -117,6 +120,71 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     if (h.tmux) expect(await h.tmux.sessionNames()).not.toContain(tmuxSessionName(runId));
     const transcripts = await h.db.query.tuiTranscripts.findMany({ where: (t, { eq }) => eq(t.sessionId, done.sessions[0]!.id) });
     expect(transcripts.map((t) => t.chunk).join('')).toMatch(/received initial prompt/);
+  });
+
+  it('sends the work back once when review requests changes (development@2), its findings quoted, then completes', async () => {
+    const { runId, handle } = await h.start({ templateId: 'development@2', scenarios: { review: ['request_changes', 'ok'] } });
+    await decide(h, runId, 'spec_approved', 'approve');
+    expect(await handle.result()).toEqual({ state: 'completed', reason: 'every phase completed' });
+    await record(handle, 'review-loop');
+
+    const done = await h.snapshot(runId);
+    // implement and review ran twice; attempts count on across the rounds.
+    expect(done.phases.map((p) => [p.phaseKey, p.state, p.attempts])).toEqual([['spec', 'completed', 1], ['implement', 'completed', 2], ['review', 'completed', 2]]);
+    expect(done.approvals.map((a) => a.gateKey)).toEqual(['spec_approved']);
+    const events = await h.db.query.runEvents.findMany({ where: (e, { eq }) => eq(e.runId, runId), orderBy: (e, { asc }) => asc(e.seq) });
+    const looped = events.filter((e) => e.type === 'phase.looped');
+    expect(looped.map((e) => e.payload)).toEqual([
+      expect.objectContaining({ fromPhase: 'review', toPhase: 'implement', round: 1, maxRounds: 2, field: 'verdict', equals: 'request_changes', quoted: 'findings', value: [{ severity: 'info', message: 'Nothing to report.' }] }),
+    ]);
+    const phaseOf = new Map(done.phases.map((p) => [p.id, p.phaseKey]));
+    const path_ = events.filter((e) => e.type === 'phase.completed' || e.type === 'phase.looped').map((e) => `${e.type}:${phaseOf.get(e.phaseId!)}`);
+    expect(path_).toEqual(['phase.completed:spec', 'phase.completed:implement', 'phase.completed:review', 'phase.looped:review', 'phase.completed:implement', 'phase.completed:review']);
+    expectGapless(done.seqs);
+
+    // The implementer's second prompt is a revision that quotes the review's findings.
+    const implementer = done.sessions.find((s) => s.roleId === 'implementer')!;
+    const prompts = h.prompts(runId, 'implementer', implementer.id);
+    expect(prompts).toHaveLength(2);
+    expect(prompts[0]).toContain('Kind: initial');
+    expect(prompts[1]).toContain('Kind: revise');
+    expect(prompts[1]).toContain('## Changes requested (round 1, by review)');
+    expect(prompts[1]).toMatch(/findings:\n\[\n {2}\{\n {4}"severity": "info",\n {4}"message": "Nothing to report\."/);
+    // Its instructions quote the spec's title from the spec artifact.
+    expect(prompts[0]).toContain('Implement the approved specification (Scripted specification) at');
+
+    const text = report(done);
+    expect(text).toContain('## Rounds');
+    expect(text).toMatch(/\| 1 of 2 \| review \| implement \| verdict = "request_changes" \| findings: \[\{.*"Nothing to report\.".*\}\] \|/);
+    expect(text).toMatch(/\| 2 \| implement \| implementer \| completed \| 2 \|/);
+  });
+
+  it('stops at review_rounds_exhausted after two request_changes with maxRounds 1; approving goes on to the end', async () => {
+    const development2 = JSON.parse(readFileSync(path.join(BUILT_IN.templates, 'development@2.json'), 'utf8'));
+    const variant = await templateVariant(h.root, development2, (t) => {
+      t.phases[2].loop.maxRounds = 1;
+    });
+    const synced = await syncRegistries(h.db, { userRoot: variant.root });
+    expect(synced.problems).toEqual([]);
+    const { runId, handle } = await h.start({ templateId: variant.id, scenarios: { review: ['request_changes', 'request_changes'] } });
+    await decide(h, runId, 'spec_approved', 'approve');
+    const atGate = await h.waitForGate(runId, 'review_rounds_exhausted');
+    expect(atGate).toMatchObject({ state: 'awaiting_approval', phaseKey: 'review', attempt: 2, pendingGate: { kind: 'approval', phaseKey: 'review' } });
+    const waiting = await h.snapshot(runId);
+    expect(waiting.phases.map((p) => [p.phaseKey, p.state, p.attempts])).toEqual([['spec', 'completed', 1], ['implement', 'completed', 2], ['review', 'awaiting_approval', 2]]);
+    const gate = waiting.approvals.find((a) => a.gateKey === 'review_rounds_exhausted')!;
+    expect(gate).toMatchObject({ state: 'pending', payload: { kind: 'approval', attempt: 2 } });
+    expect((gate.payload as { reason: string }).reason).toBe('review said verdict = "request_changes" again after 1 round(s) back to implement; the template allows 1');
+    expect(waiting.events.filter((e) => e === 'phase.looped')).toHaveLength(1);
+
+    await decide(h, runId, 'review_rounds_exhausted', 'approve', { comment: 'good enough', decidedBy: 'bob' });
+    expect(await handle.result()).toEqual({ state: 'completed', reason: 'every phase completed' });
+    await record(handle, 'rounds-exhausted');
+    const done = await h.snapshot(runId);
+    expect(done.phases.map((p) => p.state)).toEqual(['completed', 'completed', 'completed']);
+    const text = report(done);
+    expect(text).toMatch(/\| 1 of 1 \| review \| implement \|/);
+    expect(text).toMatch(/\| review_rounds_exhausted \| approval \| review \| .* \| approved \| approve \| bob \| .* \| good enough \|/);
   });
 
   it('ends failed when the spec gate is rejected', async () => {

@@ -65,14 +65,14 @@ describe('run state machine', () => {
 
 describe('phase state machine', () => {
   // pending -> running -> awaiting_artifact -> validating -> (awaiting_approval) -> completed|failed;
-  // a repair or retry re-enters running.
+  // a repair or retry re-enters running; a loop sends a completed phase back to running.
   const allowed = set([
     'pending>running',
     'running>awaiting_artifact', 'running>failed',
     'awaiting_artifact>validating', 'awaiting_artifact>running', 'awaiting_artifact>failed',
     'validating>awaiting_approval', 'validating>completed', 'validating>running', 'validating>failed',
     'awaiting_approval>completed', 'awaiting_approval>failed',
-    'failed>running',
+    'failed>running', 'completed>running',
   ]);
 
   it.each(pairs(PHASE_STATES))('%s -> %s', (from, to) => {

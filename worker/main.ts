@@ -25,7 +25,8 @@ await runMain('worker', async () => {
   });
 
   const database = connectDatabase(services.databaseUrl, { applicationName: 'devflow-worker' });
-  await prepareDatabase(database);
+  const registered = await prepareDatabase(database, { definitionsDir: config.definitionsDir });
+  for (const problem of registered.problems) log.warn(problem, 'definition refused');
 
   const clientConnection = await Connection.connect({ address: services.temporalAddress });
   const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });

@@ -13,7 +13,7 @@ import {
 } from '@temporalio/workflow';
 import type { PreparedPhase, PreparedRun } from '../activities/prepare-run.ts';
 import type { DecisionAction, RunState } from '../db/state-machines.ts';
-import type { PromptKind } from '../schemas/prompt.ts';
+import type { PromptKind, Revision } from '../schemas/prompt.ts';
 import { scenarioForAttempt } from '../sessions/scenarios.ts';
 import { describe, failedBecause, failureOf } from './failures.ts';
 import {
@@ -49,9 +49,16 @@ const BOUNDED_RETRIES = 'bounded-phase-retries';
 const UPSERT_ON_CHANGE = 'upsert-state-on-change';
 /** The end of a run as steps: terminal state, each session closed, the report. */
 const FINALIZE_IN_STEPS = 'finalize-in-steps';
+/** A phase's artifact may send the work back to an earlier phase, for at most the rounds its template allows. */
+const VERDICT_LOOPS = 'verdict-loops';
 
 type Gate = { kind: 'gate'; attempt: number; gateKey: string; reason: string; hint?: string; sessionTo: 'CRASHED' | 'FAILED_NEEDS_HUMAN'; sessionId?: string };
-type AttemptResult = { kind: 'valid'; attempt: number } | Gate;
+type LoopSaid = { matched: boolean; quote?: unknown };
+type AttemptResult = { kind: 'valid'; attempt: number; loop?: LoopSaid } | Gate;
+/** A valid artifact that sends the work back (rounds left). */
+type LoopBack = { kind: 'loop'; attempt: number; quote: unknown };
+/** Where a phase left the run: ended, done (next phase), or sent back to an earlier phase. */
+type PhaseEnd = RunOutcome | undefined | { back: string; revision: Revision };
 /** The session manager paused the run under a step: the phase waits at the gate it opened. */
 type Lost = { kind: 'lost'; approvalRequestId: string };
 
@@ -63,6 +70,10 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
   const decisions: Decision[] = [];
   const decided = new Set<string>();
   let abortRequest: AbortRequest | undefined;
+  /** Per phase, across the rounds a loop runs it again: attempts, passes, and loops taken from it. */
+  const attemptsOf = new Map<string, { count: number }>();
+  const passesOf = new Map<string, number>();
+  const loopsFrom = new Map<string, number>();
   const work = new CancellationScope();
   // The run's host (its worktree and tmux sessions live there), chosen by its first activity.
   let hostQueue: string | undefined;
@@ -113,9 +124,18 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
       ({ hostQueue } = await act(STEP, 'selectHost', 'pick the worker host for this run', undefined));
       plan = await act(onHost(STEP), 'prepareRun', 'create the run, its phases and its worktree', input);
       show({ state: 'executing' });
-      for (const phase of plan.phases) {
-        const ended = await runPhase(plan, phase);
+      const { phases } = plan;
+      let revision: Revision | undefined;
+      for (let i = 0; i < phases.length; ) {
+        const ended = await runPhase(plan, phases[i]!, revision);
+        revision = undefined;
+        if (ended && 'back' in ended) {
+          i = phases.findIndex((p) => p.key === ended.back);
+          revision = ended.revision;
+          continue;
+        }
         if (ended) return ended;
+        i += 1;
       }
       return { state: 'completed' as const, reason: 'every phase completed' };
     });
@@ -147,8 +167,12 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
   }
 
   // ---- one phase: attempts until a valid artifact (and its gate), or the run ends -------------
-  async function runPhase(run: PreparedRun, phase: PreparedPhase): Promise<RunOutcome | undefined> {
-    const attempts = { count: 0 };
+  async function runPhase(run: PreparedRun, phase: PreparedPhase, revision?: Revision): Promise<PhaseEnd> {
+    if (!attemptsOf.has(phase.id)) attemptsOf.set(phase.id, { count: 0 });
+    const attempts = attemptsOf.get(phase.id)!;
+    // Which pass over this phase: 1 unless a later phase sent the work back.
+    const round = (passesOf.get(phase.id) ?? 0) + 1;
+    passesOf.set(phase.id, round);
     let retries = 0;
     const agent = input.agents?.[phase.roleId] ?? input.backend;
     const ensure = () =>
@@ -185,18 +209,26 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
     };
 
     let sessionId = '';
-    let kind: PromptKind = 'initial';
+    let kind: PromptKind = revision ? 'revise' : 'initial';
     for (;;) {
       const current: NonNullable<typeof inFlight> = { roleId: phase.roleId, scope: new CancellationScope() };
       inFlight = current;
-      let result: AttemptResult | Lost | 'passed' | { end: RunOutcome };
+      let result: AttemptResult | LoopBack | Lost | 'passed' | { end: RunOutcome };
       try {
         result = await current.scope.run(async () => {
           const ensured = await ensureOrGate(kind);
           if ('kind' in ensured) return ensured;
           ({ sessionId } = ensured);
-          const attempt = await attemptPhase(run, phase, sessionId, kind, attempts);
-          return attempt.kind === 'valid' && phase.gate ? await approvalGate(phase, sessionId, attempt.attempt) : attempt;
+          const attempt = await attemptPhase(run, phase, sessionId, kind, attempts, revision);
+          if (attempt.kind !== 'valid') return attempt;
+          if (phase.loop && attempt.loop?.matched && patched(VERDICT_LOOPS)) {
+            const taken = loopsFrom.get(phase.id) ?? 0;
+            if (taken < phase.loop.maxRounds) return { kind: 'loop', attempt: attempt.attempt, quote: attempt.loop.quote } satisfies LoopBack;
+            // Out of rounds: a person decides whether the work goes on as it is.
+            const why = `${phase.key} said ${phase.loop.when.field} = ${JSON.stringify(phase.loop.when.equals)} again after ${taken} round(s) back to ${phase.loop.to}; the template allows ${phase.loop.maxRounds}`;
+            return await approvalGate(phase, sessionId, attempt.attempt, `${phase.key}_rounds_exhausted`, why);
+          }
+          return phase.gate ? await approvalGate(phase, sessionId, attempt.attempt) : attempt;
         });
       } catch (error) {
         if (!current.lost || abortRequest || !isCancellation(error)) throw error;
@@ -209,10 +241,12 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
       let next: RunOutcome | true;
       if (result.kind === 'lost') {
         next = await afterLost(result.approvalRequestId);
-      } else if (result.kind === 'valid') {
+      } else if (result.kind === 'valid' || result.kind === 'loop') {
         // (Histories from before the guard recorded no result here.)
-        const completed = await act(onHost(STEP), 'completePhase', `${phase.key}: complete`, { phaseId: phase.id, sessionId, attempt: result.attempt });
-        if (!completed?.pausedBy) return undefined;
+        const completed = await act(onHost(STEP), 'completePhase', `${phase.key}: complete`, {
+          phaseId: phase.id, sessionId, attempt: result.attempt, ...(round > 1 ? { round } : {}),
+        });
+        if (!completed?.pausedBy) return result.kind === 'loop' ? await loopBack(phase, result.quote) : undefined;
         next = await afterLost(completed.pausedBy);
       } else {
         // Keep what the agent printed before its session is marked failed (and maybe replaced).
@@ -231,13 +265,27 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
     }
   }
 
-  /** A valid artifact on a gated phase: a person approves (phase done) or ends the run. */
-  async function approvalGate(phase: PreparedPhase, sessionId: string, attempt: number): Promise<'passed' | Lost | { end: RunOutcome }> {
-    const gateKey = phase.gate!;
+  /** The phase's artifact sent the work back: recorded, and the run goes on from the phase it names. */
+  async function loopBack(phase: PreparedPhase, quote: unknown): Promise<PhaseEnd> {
+    const loop = phase.loop!;
+    const taken = (loopsFrom.get(phase.id) ?? 0) + 1;
+    loopsFrom.set(phase.id, taken);
+    await act(STEP, 'recordLoop', `${phase.key}: back to ${loop.to} (round ${taken} of ${loop.maxRounds})`, {
+      runId, phaseId: phase.id, fromPhase: phase.key, toPhase: loop.to, round: taken, maxRounds: loop.maxRounds,
+      field: loop.when.field, equals: loop.when.equals, quoted: loop.quote ?? null, value: quote ?? null,
+    });
+    return { back: loop.to, revision: { fromPhase: phase.key, round: taken, field: loop.quote ?? null, value: quote ?? null } };
+  }
+
+  /**
+   * A valid artifact on a gated phase (or one whose loop is out of rounds): a person approves
+   * (phase done, the run goes on) or ends the run.
+   */
+  async function approvalGate(phase: PreparedPhase, sessionId: string, attempt: number, gateKey = phase.gate!, reason?: string): Promise<'passed' | Lost | { end: RunOutcome }> {
     if (patched(CAPTURE_BEFORE_APPROVAL)) {
       await act(onHost(STEP), 'captureTranscript', `${phase.key}: keep the ${phase.roleId} transcript and usage`, { sessionId });
     }
-    const opened = await act(STEP, 'openApprovalGate', `${phase.key}: ask for ${gateKey}`, { runId, phaseId: phase.id, sessionId, gateKey, attempt });
+    const opened = await act(STEP, 'openApprovalGate', `${phase.key}: ask for ${gateKey}`, { runId, phaseId: phase.id, sessionId, gateKey, attempt, ...(reason ? { reason } : {}) });
     if ('pausedBy' in opened) return { kind: 'lost', approvalRequestId: opened.pausedBy };
     const { approvalRequestId } = opened;
     const action = await decide({ approvalRequestId, gateKey, kind: 'approval', phaseKey: phase.key }, 'awaiting_approval');
@@ -248,7 +296,7 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
   }
 
   // ---- one attempt: prompt, wait, validate; one repair; then a human gate ---------------------
-  async function attemptPhase(run: PreparedRun, phase: PreparedPhase, sessionId: string, kind: PromptKind, attempts: { count: number }): Promise<AttemptResult> {
+  async function attemptPhase(run: PreparedRun, phase: PreparedPhase, sessionId: string, kind: PromptKind, attempts: { count: number }, revision?: Revision): Promise<AttemptResult> {
     const timeoutMs = timing.artifactTimeoutMs ?? phase.artifactTimeoutMs;
     const scenarios = input.scenarios?.[phase.key];
     let promptKind = kind;
@@ -278,6 +326,7 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
           worktreePath: run.worktreePath, artifactPath: phase.artifactPath, schemaId: phase.schemaId,
           instructions: phase.instructions, personaInstructions: run.personas[phase.roleId]?.instructions ?? '',
           timeoutMs, errors, scenario: scenarioForAttempt(scenarios, attempt), repairScenario: scenarioForAttempt(scenarios, attempt + 1),
+          ...(revision ? { revision } : {}),
         });
       } catch (error) {
         return gateFor(error, 'prompt_send_exhausted', 'CRASHED');
@@ -296,8 +345,9 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
       if (waited.status === 'found') {
         const validation = await act(onHost(STEP), 'validateArtifact', `${phase.key}: validate against ${phase.schemaId}`, {
           runId, phaseId: phase.id, attempt, artifactPath: phase.artifactPath, schemaId: phase.schemaId,
+          ...(phase.loop ? { loop: { field: phase.loop.when.field, equals: phase.loop.when.equals, ...(phase.loop.quote ? { quote: phase.loop.quote } : {}) } } : {}),
         });
-        if (validation.valid) return { kind: 'valid', attempt };
+        if (validation.valid) return { kind: 'valid', attempt, ...(validation.loop ? { loop: validation.loop } : {}) };
         if (repaired) return gate('artifact_invalid_after_repair', validation.errors.join('; '), 'FAILED_NEEDS_HUMAN');
         errors = validation.errors;
       } else {

@@ -14,6 +14,7 @@ import { DevflowError } from '../../lib/errors.ts';
 import { waitFor } from '../../lib/wait.ts';
 import { TmuxServer } from '../../sessions/tmux.ts';
 import { workflowIds } from '../../lib/keys.ts';
+import { formatProblems } from '../../schemas/definitions.ts';
 import { stackCheckWorkflow } from '../../workflows/stack-check.ts';
 import { SupervisedProcess } from './child-process.ts';
 import { commandLine, isAlive, readPidFiles, removePidFile, waitForExit, writePidFile } from './pid-files.ts';
@@ -131,8 +132,9 @@ async function startStack(
 
   const database = connectDatabase(databaseUrl, { max: 2, applicationName: 'devflow-up' });
   try {
-    const registries = await prepareDatabase(database);
-    say(`database: migrations applied; ${registries.templates.length} templates, ${registries.personas.length} personas registered`);
+    const registries = await prepareDatabase(database, { definitionsDir: config.definitionsDir });
+    say(`database: migrations applied; ${registries.templates.length} templates, ${registries.personas.length} personas, ${registries.schemas.length} artifact schemas registered`);
+    for (const line of formatProblems(registries.problems)) say(`  refused: ${line}`);
   } finally {
     await database.close();
   }

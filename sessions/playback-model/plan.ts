@@ -1,7 +1,7 @@
 // What the playback model answers: it plays the devflow prompt's scenario at the model level, so
 // the real agent does the work (writes the file through its own tools, retries its own API
 // errors, shows its own screens). Pure: the server turns a Reply into a wire format.
-import { sampleArtifact, SCHEMA_INVALID_ARTIFACT } from '../../schemas/sample-artifacts.ts';
+import { SCHEMA_INVALID_ARTIFACT, sampleFor } from '../../schemas/sample-artifacts.ts';
 import type { Scenario } from '../scenarios.ts';
 import type { Conversation, PromptInConversation } from './conversation.ts';
 
@@ -18,10 +18,10 @@ export type Reply =
 
 export const INVALID_JSON_ARTIFACT = '{"title": "cut off in the middle';
 
-export function artifactText(schemaId: string, scenario: Scenario): string {
+export function artifactText(schemaId: string, scenario: Scenario, jsonSchema?: Record<string, unknown>): string {
   if (scenario === 'invalid_json') return INVALID_JSON_ARTIFACT;
   if (scenario === 'schema_invalid') return `${JSON.stringify(SCHEMA_INVALID_ARTIFACT)}\n`;
-  return `${JSON.stringify(sampleArtifact(schemaId), null, 2)}\n`;
+  return `${JSON.stringify(sampleFor(schemaId, jsonSchema, scenario), null, 2)}\n`;
 }
 
 export function shellQuote(text: string): string {
@@ -68,9 +68,9 @@ export function planReply(conversation: Conversation, prompt: PromptInConversati
     case 'crash':
       return { kind: 'shell', command: CRASH_COMMAND, description: 'Stop the agent (scenario crash)' };
     case 'slow':
-      return { kind: 'shell', command: slowWriteCommand(directives.artifactPath, artifactText(directives.schemaId, 'ok')), description: 'Write the artifact in chunks' };
+      return { kind: 'shell', command: slowWriteCommand(directives.artifactPath, artifactText(directives.schemaId, 'ok', directives.jsonSchema)), description: 'Write the artifact in chunks' };
     default:
-      return { kind: 'write', path: directives.artifactPath, content: artifactText(directives.schemaId, scenario) };
+      return { kind: 'write', path: directives.artifactPath, content: artifactText(directives.schemaId, scenario, directives.jsonSchema) };
   }
 }
 
