@@ -189,6 +189,11 @@ async function readSchemas(folder: string, builtIn: boolean, problems: Problem[]
       problems.push({ file, path: '(root)', message: 'a JSON Schema is an object' });
       continue;
     }
+    // Checked against the metaschema first, so each mistake is named where it is in the file.
+    if (!ajv.validateSchema(raw)) {
+      for (const e of ajv.errors ?? []) problems.push({ file, path: e.instancePath || '(root)', message: `the JSON Schema does not compile: ${e.instancePath ? '' : 'the schema '}${e.message ?? 'is invalid'}` });
+      continue;
+    }
     try {
       ajv.compile(raw as Record<string, unknown>);
     } catch (error) {

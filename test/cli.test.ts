@@ -1,7 +1,7 @@
 // The `devflow` command line, run as a process against a real API, worker (scripted agent in
 // tmux), Temporal and Postgres: what it prints and the exit codes scripts rely on.
 import { execFile } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Connection } from '@temporalio/client';
@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildApi } from '../api/server.ts';
 import { DevflowApi, EXIT } from '../cli/api-client.ts';
 import { decide } from '../cli/commands.ts';
+import { triageFolder } from './helpers/definitions.ts';
 import { makeRepo, useRunHarness } from './helpers/run-harness.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -111,6 +112,46 @@ describe('devflow CLI', () => {
     expect((await devflow(['abort', b, '--reason', 'not today'])).out).toContain(`abort sent to run ${b}`);
     expect((await devflow(['watch', b])).code).toBe(EXIT.runEnded);
     expect((await devflow(['report', b])).out).toContain('not today');
+  });
+
+  it('checks a definitions folder: what would load, or every problem with file and path and exit 2', async () => {
+    const folder = await triageFolder(h.root);
+    const good = await devflow(['definitions', 'check', folder.root]);
+    expect(good.code, good.out).toBe(EXIT.ok);
+    expect(good.out).toContain(`templates: ${folder.id} (with the built-ins: `);
+    expect(good.out).toContain(`artifact schemas: ${folder.schemaId} (with the built-ins: `);
+    expect(good.out).toContain('no problems');
+
+    folder.template.phases[1].artifact.path = '../outside.json';
+    folder.schema.properties.decision = { enum: 'accept' };
+    await folder.write();
+    const bad = await devflow(['definitions', 'check', folder.root]);
+    expect(bad.code, bad.out).toBe(EXIT.badInput);
+    expect(bad.out).toContain('2 problems');
+    expect(bad.out).toContain(`${folder.files.template}: phases.1.artifact.path:`);
+    expect(bad.out).toMatch(new RegExp(`${folder.files.schema.replaceAll('.', '\\.')}: /properties/decision/enum: the JSON Schema does not compile: must be array`));
+
+    const missing = await devflow(['definitions', 'check', path.join(h.root, 'no-such-folder')]);
+    expect(missing.code).toBe(EXIT.badInput);
+    expect(missing.out).toContain('no-such-folder: no such folder');
+  });
+
+  it('prints a dry run per phase with the exact prompt, and starts nothing', async () => {
+    const requirements = path.join(h.root, 'requirements.md');
+    await writeFile(requirements, '# Dry\n\nPrint hello.\n');
+    const repo = makeRepo(h.root);
+    const dry = await devflow(['start', '--repo', repo, '--base', 'main', '--requirements', requirements, '--agent', 'scripted', '--template', 'bugfix@1', '--dry-run']);
+    expect(dry.code, dry.out).toBe(EXIT.ok);
+    expect(dry.out).toMatch(/^dry run of bugfix@1: nothing was written; the worktree would be \S+/m);
+    expect(dry.out).toContain('## 1. reproduce');
+    expect(dry.out).toContain('role reproducer, agent scripted');
+    expect(dry.out).toMatch(/artifact bugfix\/reproduction@1 at \S+\/\.devflow\/artifacts\/reproduction\.json \(timeout \d+ s\)/);
+    expect(dry.out).toContain('## 3. verify');
+    expect(dry.out).toContain('  | ## Your role\n  | You turn a bug report into proof.');
+    expect(dry.out).toContain('  | Fix the bug reproduced by the test <test.name from the reproduce artifact>');
+    expect(dry.out).not.toContain('started run');
+    const worktree = /the worktree would be (\S+)/.exec(dry.out)![1]!;
+    await expect(readdir(worktree)).rejects.toThrow(/ENOENT/);
   });
 
   it('runs the demo against a running stack and exits 0 when the run completed', async () => {

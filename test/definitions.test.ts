@@ -104,7 +104,7 @@ describe('loading definitions', () => {
     const { folder, loaded, lines } = await problemsAfter((f) => {
       f.schema.properties.decision = { type: 'colour' } as never;
     });
-    expect(lines.join('\n')).toMatch(new RegExp(`schemas/${folder.ns}/triage@1\\.json: \\(root\\): the JSON Schema does not compile: .*type`));
+    expect(lines.join('\n')).toMatch(new RegExp(`schemas/${folder.ns}/triage@1\\.json: /properties/decision/type: the JSON Schema does not compile: .*`));
     expect(lines.join('\n')).toMatch(new RegExp(`phases\\.0\\.artifact\\.schema: missing artifact schema ${folder.ns}/triage@1`));
     expect(loaded.templates.map((t) => t.id)).not.toContain(folder.id);
   });

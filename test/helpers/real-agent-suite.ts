@@ -10,11 +10,13 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { buildApi } from '../../api/server.ts';
 import { DevflowApi } from '../../cli/api-client.ts';
+import { syncRegistries } from '../../db/registries.ts';
 import { waitFor } from '../../lib/wait.ts';
 import { requireAgentCli, type RealAgent } from '../../sessions/agent-cli.ts';
 import type { PlaybackModel, ServedRequest } from '../../sessions/playback-model/server.ts';
 import { PRESETS } from '../../sessions/presets.ts';
 import { killProcessGroup } from '../../sessions/tmux.ts';
+import { TRIAGE_NOTES, triageFolder } from './definitions.ts';
 import { makeRepo, useRunHarness } from './run-harness.ts';
 
 interface Tokens {
@@ -66,8 +68,9 @@ export function realAgentSuite(agent: RealAgent): void {
   const events = async (runId: string) => (await api.get<{ events: Event[] }>(`/v1/runs/${runId}/events`)).events;
   const served = async (runId: string): Promise<ServedRequest[]> => (await model()).requests().filter((r) => r.runId === runId);
 
-  async function start(scenarios: Record<string, string | string[]>, repoPath = makeRepo(h.root)): Promise<string> {
+  async function start(scenarios: Record<string, string | string[]>, repoPath = makeRepo(h.root), template?: string): Promise<string> {
     const { runId } = await api.post<{ runId: string }>('/v1/runs', {
+      ...(template ? { template } : {}),
       requirementsMd: '# Greeting\n\nAdd a script that prints hello.\n',
       repoPath,
       baseBranch: 'main',
@@ -152,6 +155,27 @@ export function realAgentSuite(agent: RealAgent): void {
     const report = readFileSync(done.finalReportPath!, 'utf8');
     expect(report).toContain('## Agents and usage');
     expect(report).toContain(`| **run** | | ${done.usage.total.inputTokens} | ${done.usage.total.outputTokens} |`);
+  }, RUN_TEST_MS);
+
+  it(`runs a team's own template with ${agent}: a JSON Schema artifact from a definitions folder, a quote, one loop back`, async () => {
+    const folder = await triageFolder(h.root);
+    const synced = await syncRegistries(h.db, { userRoot: folder.root });
+    expect(synced.problems).toEqual([]);
+    const runId = await start({ triage: 'ok', check: ['request_changes', 'ok'] }, makeRepo(h.root), folder.id);
+    const done = await ended(runId);
+    expect(done.run.state).toBe('completed');
+    expect(done.phases.map((p) => [p.phaseKey, p.state, p.attempts])).toEqual([['triage', 'completed', 2], ['check', 'completed', 2]]);
+    expect(done.sessions.map((s) => [s.roleId, s.backend])).toEqual([['triager', agent], ['checker', agent]]);
+    const log = await events(runId);
+    expect(log.filter((e) => e.type === 'phase.looped')).toHaveLength(1);
+    // The agent wrote what the JSON Schema asks for, and the check's prompt quoted it.
+    const triages = log.filter((e) => e.type === 'artifact.validated' && e.payload.phaseKey === 'triage');
+    expect(triages).toHaveLength(2);
+    const checker = done.sessions.find((s) => s.roleId === 'checker')!;
+    const logged = await PRESETS[agent].conversations!.find({ configDir: h.playback!.configDir(agent), agentSessionId: checker.agentSessionId, runId, roleId: 'checker', since: new Date(0) });
+    expect(logged.map((c) => readFileSync(c.file, 'utf8')).join('\n')).toContain(`Check the triage notes: ${TRIAGE_NOTES}.`);
+    // The triager got the findings back in the same conversation.
+    expect((await served(runId)).some((r) => r.kind === 'turn' && r.promptKind === 'revise')).toBe(true);
   }, RUN_TEST_MS);
 
   it(`recovers ${agent} killed mid-phase: restarted with its conversation, the phase finished`, async () => {
