@@ -17,6 +17,7 @@ describe('recorded histories', () => {
       'era-1/abort-while-awaiting-artifact', 'era-1/happy-path', 'era-1/human-gate-resolved',
       'era-2/abort-while-awaiting-artifact', 'era-2/agent-start-gate', 'era-2/happy-path', 'era-2/human-gate-resolved',
       'era-3/abort-while-awaiting-artifact', 'era-3/agent-start-gate', 'era-3/happy-path', 'era-3/human-gate-resolved',
+      'era-4/abort-while-awaiting-artifact', 'era-4/agent-start-gate', 'era-4/happy-path', 'era-4/human-gate-resolved', 'era-4/review-loop', 'era-4/rounds-exhausted',
     ]);
     const workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quiet });
     const failures: string[] = [];
