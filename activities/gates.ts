@@ -27,7 +27,7 @@ export function createGateActivities(deps: ActivityDeps) {
         if (pausedBy) return { pausedBy };
         await transitionPhase(tx, { phaseId: input.phaseId, to: 'awaiting_approval', event: { type: 'phase.awaiting_approval', idempotencyKey: key('phase-gate') } });
         checkpoint(deps, 'openApprovalGate:phase');
-        await transitionSession(tx, { sessionId: input.sessionId, to: 'WAITING_FOR_APPROVAL', event: { type: 'session.waiting', idempotencyKey: key('session-gate') } });
+        await transitionSession(tx, { sessionId: input.sessionId, to: 'WAITING_FOR_APPROVAL', event: { type: 'session.waiting', idempotencyKey: key('session-gate') }, unless: ['CRASHED'] });
         await transitionRun(tx, {
           runId: input.runId,
           to: 'awaiting_approval',
@@ -91,8 +91,23 @@ export function createGateActivities(deps: ActivityDeps) {
       await db.transaction(async (tx) => {
         await transitionPhase(tx, { phaseId: input.phaseId, to: 'completed', event: { type: 'phase.completed', idempotencyKey: phaseKeys.completedAtGate(input.approvalRequestId) } });
         checkpoint(deps, 'passApprovalGate:phase');
-        await transitionSession(tx, { sessionId: input.sessionId, to: 'READY', event: { type: 'session.idle', idempotencyKey: sessionKeys.idleAfterApproval(input.approvalRequestId) } });
+        // An agent lost while its gate waited stays CRASHED: it is not needed until its role works again.
+        await transitionSession(tx, { sessionId: input.sessionId, to: 'READY', event: { type: 'session.idle', idempotencyKey: sessionKeys.idleAfterApproval(input.approvalRequestId) }, unless: ['CRASHED'] });
         await transitionRun(tx, { runId: input.runId, to: 'executing', event: { type: 'run.resumed', idempotencyKey: runKeys.resumedAfterGate(input.approvalRequestId) } });
+      });
+    },
+
+    /**
+     * The phase's agent process was lost mid-attempt (a stack or host restart): the attempt fails
+     * with process_lost, and the workflow tries again once devflow has restarted the agent.
+     */
+    async failAttemptForLostAgent(input: { phaseId: string; attempt: number; sessionId: string }): Promise<void> {
+      const [phase] = await db.select().from(runPhases).where(eq(runPhases.id, input.phaseId));
+      if (!phase || !['running', 'awaiting_artifact', 'validating'].includes(phase.state)) return;
+      await transitionPhase(db, {
+        phaseId: input.phaseId,
+        to: 'failed',
+        event: { type: 'phase.failed', idempotencyKey: phaseKeys.lostAgent(input.phaseId, input.attempt), payload: { reason: 'process_lost', attempt: input.attempt, sessionId: input.sessionId, next: 'devflow restarts the agent with its conversation and tries the phase again' } },
       });
     },
 

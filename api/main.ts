@@ -26,6 +26,7 @@ await runMain('api', async () => {
     namespace: config.temporal.namespace,
     taskQueue: config.taskQueue,
     maxConcurrentRuns: config.maxConcurrentRuns,
+    maxRunsPerRepo: config.maxRunsPerRepo,
     configuredAgent: config.agentPreset,
     temporalWebUi: config.temporal.webUiUrl,
     definitions: { dir: config.definitionsDir, problems: registered.problems, problemsOf: registered.problemsOf },

@@ -1,11 +1,12 @@
 // Run routes: start, list, read, abort, and the final report.
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, realpath } from 'node:fs/promises';
+import path from 'node:path';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { and, asc, count, desc, eq, inArray, notInArray, sql } from 'drizzle-orm';
 import { z } from 'zod';
-import type { Database } from '../db/client.ts';
+import type { Database, Executor } from '../db/client.ts';
 import { writeRunReport } from '../db/report.ts';
 import { createRun } from '../db/runs.ts';
 import { artifacts, runPhases, runs, tuiSessions, workflowTemplates } from '../db/schema.ts';
@@ -41,6 +42,19 @@ const START_LOCK = 0x64667374; // "dfst"
 /** How long a signal may take before the caller is told to retry (503). */
 export const SIGNAL_DEADLINE_MS = 5_000;
 
+/** The repository's active runs (the same folder, however it was spelled) against its limit: 429 naming them. */
+async function checkRepoSlot(tx: Executor, repoPath: string, limit: number): Promise<void> {
+  const real = (p: string) => realpath(p).catch(() => path.resolve(p));
+  const repo = await real(repoPath);
+  const active = await tx.select({ id: runs.id, repoPath: runs.repoPath, state: runs.state }).from(runs).where(notInArray(runs.state, [...TERMINAL_RUN_STATES])).orderBy(asc(runs.createdAt));
+  const holders = [];
+  for (const run of active) if (run.repoPath === repoPath || (await real(run.repoPath)) === repo) holders.push(run);
+  if (holders.length < limit) return;
+  throw new ApiError(429, 'repo_busy', `${repo} has ${holders.length} active run${holders.length === 1 ? '' : 's'} (the limit is ${limit}, DEVFLOW_MAX_RUNS_PER_REPO): ${holders.map((r) => `${r.id} (${r.state})`).join(', ')}; wait for it to end or abort it`, {
+    runIds: holders.map((r) => r.id),
+  });
+}
+
 export function registerRunRoutes(app: App, deps: RouteDeps): void {
   const { db, client } = deps;
 
@@ -70,6 +84,7 @@ export function registerRunRoutes(app: App, deps: RouteDeps): void {
       if (active!.n >= deps.maxConcurrentRuns) {
         throw new ApiError(429, 'too_many_runs', `${active!.n} runs are going; the limit is ${deps.maxConcurrentRuns} (DEVFLOW_MAX_CONCURRENT_RUNS)`);
       }
+      if (deps.maxRunsPerRepo) await checkRepoSlot(tx, body.repoPath, deps.maxRunsPerRepo);
       await createRun(tx, { id: runId, templateId: body.template, repoPath: body.repoPath, baseBranch: body.baseBranch, requirementsMd: body.requirementsMd });
     });
 

@@ -33,6 +33,8 @@ export interface ApiDeps {
   namespace: string;
   taskQueue: string;
   maxConcurrentRuns: number;
+  /** Active runs allowed on one repository (0 or unset: no limit of its own). */
+  maxRunsPerRepo?: number;
   workspaceRoot: string;
   /** When set, every route but health needs `Authorization: Bearer <token>`. */
   token?: string;

@@ -153,6 +153,8 @@ export const tuiSessions = pgTable(
     lastPromptHash: text('last_prompt_hash'),
     lastPromptAt: moment('last_prompt_at'),
     recoveryAttempts: integer('recovery_attempts').notNull().default(0),
+    /** Times its agent process was found gone and restarted by devflow on its own (at most one; then a person). */
+    processLostRecoveries: integer('process_lost_recoveries').notNull().default(0),
     tmuxSession: text('tmux_session'),
     tmuxWindow: text('tmux_window'),
     lastKnownPanePid: integer('last_known_pane_pid'),

@@ -82,9 +82,10 @@ const PHASE_TRANSITIONS: Table<PhaseState> = {
 const SESSION_TRANSITIONS: Table<SessionState> = {
   CREATED: ['BOOTSTRAPPING', 'FAILED_NEEDS_HUMAN', 'CLOSED'],
   BOOTSTRAPPING: ['READY', 'FAILED_NEEDS_HUMAN', 'CLOSED'],
-  READY: ['BUSY', 'WAITING_FOR_APPROVAL', 'FAILED_NEEDS_HUMAN', 'CLOSED'],
+  // READY and WAITING_FOR_APPROVAL may be found CRASHED: their agent process is gone (process_lost).
+  READY: ['BUSY', 'WAITING_FOR_APPROVAL', 'CRASHED', 'FAILED_NEEDS_HUMAN', 'CLOSED'],
   BUSY: ['READY', 'WAITING_FOR_APPROVAL', 'ARTIFACT_TIMEOUT', 'HUNG', 'CRASHED', 'FAILED_NEEDS_HUMAN', 'CLOSED'],
-  WAITING_FOR_APPROVAL: ['READY', 'FAILED_NEEDS_HUMAN', 'CLOSED'],
+  WAITING_FOR_APPROVAL: ['READY', 'CRASHED', 'FAILED_NEEDS_HUMAN', 'CLOSED'],
   ARTIFACT_TIMEOUT: ['RESUMING', 'FAILED_NEEDS_HUMAN', 'CLOSED'],
   HUNG: ['RESUMING', 'FAILED_NEEDS_HUMAN', 'CLOSED'],
   CRASHED: ['RESUMING', 'FAILED_NEEDS_HUMAN', 'CLOSED'],
@@ -180,6 +181,7 @@ export const EVENT_TYPES = [
   'session.crashed',
   'session.recovered',
   'session.failed',
+  'session.process_lost',
   'approval.requested',
   'approval.decided',
   'report.written',

@@ -30,7 +30,8 @@ export interface TransitionEvent {
 
 export interface TransitionResult<Row> {
   row: Row;
-  event: RunEvent;
+  /** Undefined when the row was left as it was (`unless`). */
+  event: RunEvent | undefined;
   /** False when the event already existed: the transition had been applied before. */
   changed: boolean;
 }
@@ -113,6 +114,8 @@ export async function transitionSession(
     to: SessionState;
     event: TransitionEvent;
     set?: Partial<Omit<TuiSession, 'id' | 'runId' | 'roleId' | 'state' | 'createdAt' | 'updatedAt'>>;
+    /** States in which the session is left as it is (no event): e.g. CRASHED, an agent lost while it waited, recovered when its role works again. */
+    unless?: readonly SessionState[];
   },
 ): Promise<TransitionResult<TuiSession>> {
   return executor.transaction(async (tx) => {
@@ -120,6 +123,7 @@ export async function transitionSession(
     if (!session) throw notFound('session', input.sessionId);
     const prior = await findEventByKey(tx, input.event.idempotencyKey);
     if (prior) return { row: session, event: prior, changed: false };
+    if (input.unless?.includes(session.state)) return { row: session, event: undefined, changed: false };
 
     assertSessionTransition(session.state, input.to);
     const [updated] = await tx

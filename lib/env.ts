@@ -42,6 +42,7 @@ const envSchema = z
     DEVFLOW_TEMPORAL_UI_PORT: port.default(8233),
     DEVFLOW_TASK_QUEUE: z.string().trim().min(1).default('devflow-runs'),
     DEVFLOW_MAX_CONCURRENT_RUNS: z.coerce.number().int().min(1).default(20),
+    DEVFLOW_MAX_RUNS_PER_REPO: z.coerce.number().int().min(0).default(0),
     TEMPORAL_CLI_PATH: optionalText,
     DEVFLOW_HOST_ID: z.string().trim().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, dash, underscore').optional(),
     DEVFLOW_AGENT_PRESET: z.enum(['claude-code', 'codex']).default('claude-code'),
@@ -107,6 +108,8 @@ export interface DevflowConfig {
   };
   shutdownDrainMs: number;
   maxConcurrentRuns: number;
+  /** Active runs allowed on one repository; 0: no limit of its own. */
+  maxRunsPerRepo: number;
   logLevel: string;
 }
 
@@ -161,6 +164,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): DevflowConf
     },
     shutdownDrainMs: env.DEVFLOW_SHUTDOWN_DRAIN_MS,
     maxConcurrentRuns: env.DEVFLOW_MAX_CONCURRENT_RUNS,
+    maxRunsPerRepo: env.DEVFLOW_MAX_RUNS_PER_REPO,
     logLevel: env.DEVFLOW_LOG_LEVEL,
   };
 }

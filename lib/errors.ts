@@ -30,6 +30,8 @@ export const ERROR_CODES = {
   agent_dialog_needs_person: agentGate,
   agent_start_failed: agentGate,
   agent_not_installed: agentGate,
+  // Its agent process was lost again after devflow restarted it once.
+  agent_process_lost: agentGate,
   // The artifact exists but devflow may not read it (permissions): a person fixes it.
   artifact_unreadable: { class: 'human_required', gate: 'artifact_unreadable' },
   // A run's definition or input that cannot work, whatever is retried.

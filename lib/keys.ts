@@ -36,6 +36,8 @@ export const phaseKeys = {
   completedAtGate: (approvalRequestId: string) => `phase-completed:${approvalRequestId}`,
   endedByRun: (phaseId: string) => `phase:${phaseId}:ended-by-run`,
   lostSession: (phaseId: string, approvalRequestId: string) => `phase:${phaseId}:lost:${approvalRequestId}`,
+  /** The attempt in flight when its agent process was lost (devflow restarts it on its own). */
+  lostAgent: (phaseId: string, attempt: number) => `phase:${phaseId}:lost-agent:${attempt}`,
 };
 
 /** Prompt and artifact events. */
@@ -60,6 +62,8 @@ export const sessionKeys = {
   probe: (sessionId: string, cycle: string) => `session:${sessionId}:probe:${cycle}`,
   recovery: (sessionId: string, step: 'resuming' | 'rebootstrapped' | 'recovered', cycle: string) => `session:${sessionId}:${step}:${cycle}`,
   lost: (sessionId: string) => `session:${sessionId}:failed`,
+  /** Its agent process found gone, the `n`-th time (the first is recovered by devflow on its own). */
+  processLost: (sessionId: string, n: number) => `session:${sessionId}:process-lost:${n}`,
   closed: (sessionId: string) => `session:${sessionId}:closed`,
   /** The session manager's startup recovery: the session, its run and the gate it opens. */
   unrecoverable: (sessionId: string, what: 'failed' | 'paused' | 'gate') => `recovery:${sessionId}:${what}`,

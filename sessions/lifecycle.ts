@@ -12,7 +12,7 @@ import { openApprovalRequest } from '../db/approvals.ts';
 import { transitionRun, transitionSession, type TuiSession } from '../db/transitions.ts';
 import { DevflowError, isDevflowError } from '../lib/errors.ts';
 import { sessionKeys } from '../lib/keys.ts';
-import { classifyProbe, type LaunchOptions, type ProbeClassification, type SessionDrivers, type SessionTarget, type StartedSession } from './driver.ts';
+import { classifyProbe, type LaunchOptions, type ProbeClassification, type ProbeResult, type SessionDrivers, type SessionTarget, type StartedSession } from './driver.ts';
 
 /** What the session lifecycle needs: the database, this host's drivers, and test hooks. */
 export interface SessionContext {
@@ -59,6 +59,36 @@ export async function loadSession(deps: SessionContext, sessionId: string): Prom
 
 function withSession(error: DevflowError, sessionId: string): DevflowError {
   return new DevflowError({ code: error.code, message: error.message, recoveryHint: error.recoveryHint, details: { ...error.details, sessionId }, cause: error.cause });
+}
+
+/** How many times devflow restarts a session whose agent process is gone before a person is asked. */
+export const PROCESS_LOST_RECOVERIES = 1;
+
+/**
+ * The session's agent process is gone (found dead, or its tmux server went with a restart): the
+ * session is CRASHED with what was seen, counted, and recovered with its conversation when its
+ * role works next. Returns the session as it now is.
+ */
+export async function markProcessLost(db: Database, session: TuiSession, seen: ProbeResult | undefined, context: Record<string, unknown> = {}): Promise<TuiSession> {
+  const n = session.processLostRecoveries + 1;
+  const { row } = await transitionSession(db, {
+    sessionId: session.id,
+    to: 'CRASHED',
+    event: {
+      type: 'session.process_lost',
+      idempotencyKey: sessionKeys.processLost(session.id, n),
+      payload: {
+        reason: 'process_lost',
+        panePid: session.lastKnownPanePid,
+        alive: seen?.alive ?? false,
+        outputAgeMs: seen?.outputAgeMs ?? null,
+        recovery: `restarted with its conversation when ${session.roleId} works next (${n} of ${PROCESS_LOST_RECOVERIES} automatic)`,
+        ...context,
+      },
+    },
+    set: { processLostRecoveries: n },
+  });
+  return row;
 }
 
 /** How many times a new agent is started before a person is asked, and the pause between. */
@@ -204,12 +234,21 @@ export function sessionLifecycle(deps: SessionContext) {
           }
           return { sessionId: session.id };
         }
-        await transitionSession(db, {
-          sessionId: session.id,
-          to: 'FAILED_NEEDS_HUMAN',
-          event: { type: 'session.failed', idempotencyKey: sessionKeys.lost(session.id), payload: { reason: 'process_lost' } },
-        });
-        session = undefined;
+        // Its agent is gone: restarted with its conversation once; a second time, a person looks.
+        if (session.processLostRecoveries >= PROCESS_LOST_RECOVERIES) {
+          await transitionSession(db, {
+            sessionId: session.id,
+            to: 'FAILED_NEEDS_HUMAN',
+            event: { type: 'session.failed', idempotencyKey: sessionKeys.lost(session.id), payload: { reason: 'process_lost', processLostRecoveries: session.processLostRecoveries } },
+          });
+          throw new DevflowError({
+            code: 'agent_process_lost',
+            message: `the ${session.backend} agent of ${session.roleId} is gone again after devflow restarted it once`,
+            recoveryHint: 'look at why the agent keeps exiting (its transcript, its logs), then approve: a new agent starts',
+            details: { sessionId: session.id },
+          });
+        }
+        session = await markProcessLost(db, session, await deps.drivers.forBackend(session.backend).probe(targetOf(session)).catch(() => undefined));
       }
       if (!session) {
         await db
@@ -308,7 +347,8 @@ export async function failLostSession(
       set: { recoveryAttempts: session.recoveryAttempts + 1 },
     });
     const [phase] = context.currentPhaseId ? await tx.select().from(runPhases).where(eq(runPhases.id, context.currentPhaseId)) : [];
-    const working = (context.runState === 'executing' || context.runState === 'awaiting_approval') && phase?.roleId === session.roleId && phase.state !== 'completed';
+    // A role whose phase waits at its gate does not need its agent until it works again: the gate stays as it is.
+    const working = context.runState === 'executing' && phase?.roleId === session.roleId && ['running', 'awaiting_artifact', 'validating'].includes(phase.state);
     if (!working) return undefined;
     await transitionRun(tx, {
       runId: session.runId,

@@ -82,6 +82,8 @@ describe('the API contract', () => {
     expect((await call('GET', '/healthz', '/healthz')).statusCode).toBe(200);
     expect((await call('GET', '/readyz', '/readyz')).statusCode).toBe(200);
     expect((await call('GET', '/v1/templates', '/v1/templates')).statusCode).toBe(200);
+    expect((await call('POST', '/v1/definitions/reload', '/v1/definitions/reload', {})).statusCode).toBe(200);
+    expect((await call('POST', '/v1/runs', '/v1/runs', { ...start, dryRun: true })).statusCode).toBe(200);
 
     const started = await call('POST', '/v1/runs', '/v1/runs', start);
     expect(started.statusCode).toBe(202);

@@ -71,7 +71,7 @@ describe('health and documents', () => {
     const doc = json(await api.inject({ url: '/openapi.json' }));
     expect(doc.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.paths).sort()).toEqual([
-      '/healthz', '/readyz', '/v1/approvals', '/v1/runs', '/v1/runs/{runId}', '/v1/runs/{runId}/abort', '/v1/runs/{runId}/approvals', '/v1/runs/{runId}/approvals/{approvalId}', '/v1/runs/{runId}/artifacts/{artifactId}',
+      '/healthz', '/readyz', '/v1/approvals', '/v1/definitions/reload', '/v1/runs', '/v1/runs/{runId}', '/v1/runs/{runId}/abort', '/v1/runs/{runId}/approvals', '/v1/runs/{runId}/approvals/{approvalId}', '/v1/runs/{runId}/artifacts/{artifactId}',
       '/v1/runs/{runId}/events', '/v1/runs/{runId}/report', '/v1/runs/{runId}/sessions/{sessionId}/transcript', '/v1/templates',
     ]);
     expect(doc.paths['/v1/runs'].post.requestBody.content['application/json'].schema.required).toEqual(['requirementsMd', 'repoPath', 'baseBranch']);
@@ -166,6 +166,31 @@ describe('POST /v1/runs', () => {
     expect(response.statusCode).toBe(429);
     expect(json(response).error.code).toBe('too_many_runs');
     expect(await runCount()).toBe(before);
+  });
+
+  it('answers 429 at DEVFLOW_MAX_RUNS_PER_REPO naming the run that holds the slot, writes nothing, and lets other repositories start', async () => {
+    const limited = await buildApi({ ...deps, maxRunsPerRepo: 1 });
+    extraApps.push(limited);
+    const repo = makeRepo(h.root);
+    const first = await limited.inject({ method: 'POST', url: '/v1/runs', payload: startBody({ repoPath: repo }) });
+    expect(first.statusCode, first.body).toBe(202);
+    const holder = json(first).runId;
+    const before = await runCount();
+    // The same folder, spelled another way.
+    const response = await limited.inject({ method: 'POST', url: '/v1/runs', payload: startBody({ repoPath: `${repo}/./` }) });
+    expect(response.statusCode, response.body).toBe(429);
+    const error = json(response).error;
+    expect(error.code).toBe('repo_busy');
+    expect(error.message).toContain(`${repo} has 1 active run (the limit is 1, DEVFLOW_MAX_RUNS_PER_REPO): ${holder} (`);
+    expect(error.details).toEqual({ runIds: [holder] });
+    expect(await runCount()).toBe(before);
+    const elsewhere = await limited.inject({ method: 'POST', url: '/v1/runs', payload: startBody() });
+    expect(elsewhere.statusCode, elsewhere.body).toBe(202);
+    // Once the holder ends, the repository takes a run again.
+    await limited.inject({ method: 'POST', url: `/v1/runs/${holder}/abort`, payload: { clientToken: 'free-the-slot' } });
+    await waitFor('the holder to end', 30_000, async () => ['aborted', 'failed', 'completed'].includes((await h.snapshot(holder)).run.state), 100);
+    const again = await limited.inject({ method: 'POST', url: '/v1/runs', payload: startBody({ repoPath: repo }) });
+    expect(again.statusCode, again.body).toBe(202);
   });
 });
 

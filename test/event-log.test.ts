@@ -79,7 +79,7 @@ describe('transitions', () => {
 
     const replay = await transitionRun(db, { runId: run.id, to: 'executing', event: { type: 'run.started', idempotencyKey: `${run.id}:started` } });
     expect(replay.changed).toBe(false);
-    expect(replay.event.id).toBe(started.event.id);
+    expect(replay.event!.id).toBe(started.event!.id);
     expect(await eventCount(run.id)).toBe(2);
   });
 

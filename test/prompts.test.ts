@@ -21,7 +21,7 @@ describe('prompt envelope', () => {
       kind: 'repair', personaInstructions: 'Be precise.', jsonSchema: { type: 'object' }, errors: ['title: Required'], scenario: 'ok', repairScenario: 'hang',
     });
     expect(parsePromptDirectives(text)).toEqual({
-      kind: 'repair', scenario: 'ok', repairScenario: 'hang', artifactPath: fields.expectedArtifact, schemaId: 'dev/spec@1', dedupKey: envelope.dedupKey,
+      kind: 'repair', scenario: 'ok', repairScenario: 'hang', artifactPath: fields.expectedArtifact, schemaId: 'dev/spec@1', dedupKey: envelope.dedupKey, jsonSchema: { type: 'object' },
     });
     expect(text).toContain('Be precise.');
     expect(text).toContain('- title: Required');

@@ -5,10 +5,13 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync }
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { eq } from 'drizzle-orm';
+import { tuiSessions } from '../db/schema.ts';
 import { DevflowError } from '../lib/errors.ts';
 import { waitFor } from '../lib/wait.ts';
 import { abortSignal, decisionSignal, runWorkflowId, sessionLostSignal, type Decision } from '../workflows/messages.ts';
 import { RUN_STATE } from '../workflows/search-attributes.ts';
+import { CANCELLED_FROM_TEMPORAL } from '../workflows/run.ts';
 import { syncRegistries } from '../db/registries.ts';
 import { BUILT_IN } from '../schemas/definitions.ts';
 import { templateVariant } from './helpers/definitions.ts';
@@ -207,6 +210,21 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     expect(snap.approvals).toMatchObject([{ state: 'aborted' }]);
     expect(snap.events.slice(-5)).toEqual(['approval.decided', 'phase.failed', 'run.aborted', 'session.closed', 'report.written']);
     expect(report(snap)).toContain('**Outcome:** aborted — aborted at gate spec_approved');
+  });
+
+  it('ends aborted when the run is cancelled from Temporal (its Web UI or CLI), the cancellation its reason', async () => {
+    const { runId, handle } = await h.start();
+    await h.waitForGate(runId, 'spec_approved');
+    await handle.cancel();
+    expect(await handle.result()).toEqual({ state: 'aborted', reason: CANCELLED_FROM_TEMPORAL });
+    await record(handle, 'cancelled-from-temporal');
+    const snap = await h.snapshot(runId);
+    expect(snap.run.state).toBe('aborted');
+    expect(snap.approvals).toMatchObject([{ gateKey: 'spec_approved', state: 'closed' }]);
+    expect(snap.sessions.map((s) => s.state)).toEqual(['CLOSED']);
+    expect(snap.events.slice(-3)).toEqual(['run.aborted', 'session.closed', 'report.written']);
+    expect(report(snap)).toContain(`**Outcome:** aborted — ${CANCELLED_FROM_TEMPORAL}`);
+    expect((await handle.describe()).typedSearchAttributes.get(RUN_STATE)).toBe('aborted');
   });
 
   it('aborts within 2 s while an artifact is awaited, cancelling the wait', async () => {
@@ -505,19 +523,60 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     expect(snap.approvals[0]!.state).toBe({ approve: 'approved', reject: 'rejected', abort: 'aborted' }[snap.decisions[0]!.action]);
   });
 
-  if (backend === 'scripted') it('waits at session_recovery_required when the session manager finds the agent gone, then retries', async () => {
-    const { runId, handle } = await h.start();
-    await h.waitForGate(runId, 'spec_approved');
-    const [lostSession] = (await h.snapshot(runId)).sessions;
-    await killProcessGroup(lostSession!.lastKnownPanePid!);
-
-    // What a worker restarting on this host does before it polls.
+  /** What a worker restarting on this host does before it polls. */
+  async function restartRecovery() {
     const manager = await SessionManager.start({
       db: h.db, pool: h.pool, hostId: h.hostId, tmux: h.tmux!, drivers: h.drivers, resumeBackoffMs: 20,
-      notifyRun: (id, lost) => h.client.workflow.getHandle(runWorkflowId(id)).signal(sessionLostSignal, { approvalRequestId: lost.approvalRequestId!, sessionId: lost.sessionId, roleId: lost.roleId }),
+      notifyRun: (id, lost) => h.client.workflow.getHandle(runWorkflowId(id)).signal(sessionLostSignal, { ...(lost.approvalRequestId ? { approvalRequestId: lost.approvalRequestId } : {}), sessionId: lost.sessionId, roleId: lost.roleId }),
     });
     const recovered = await manager.recover();
     await manager.shutdown();
+    return recovered;
+  }
+
+  if (backend === 'scripted') it('keeps a gate as it was when its agent is found gone; approving goes on without running the phase again', async () => {
+    const { runId, handle } = await h.start();
+    const before = await h.waitForGate(runId, 'spec_approved');
+    const [lostSession] = (await h.snapshot(runId)).sessions;
+    await killProcessGroup(lostSession!.lastKnownPanePid!);
+    expect(await restartRecovery()).toMatchObject([{ sessionId: lostSession!.id, outcome: 'idle' }]);
+    expect(await h.status(runId)).toEqual(before);
+    await decide(h, runId, 'spec_approved', 'approve');
+    expect((await handle.result()).state).toBe('completed');
+
+    const snap = await h.snapshot(runId);
+    expect(snap.phases.map((p) => [p.phaseKey, p.attempts])).toEqual([['spec', 1], ['implement', 1], ['review', 1]]);
+    expect(snap.sessions.filter((s) => s.roleId === 'spec_writer').map((s) => [s.state, s.processLostRecoveries])).toEqual([['CLOSED', 1]]);
+    expect(snap.approvals.map((a) => [a.gateKey, a.state])).toEqual([['spec_approved', 'approved']]);
+    expectGapless(snap.seqs);
+  });
+
+  if (backend === 'scripted') it('restarts an agent lost mid-phase by itself, once: the attempt fails with process_lost and the phase goes on', async () => {
+    const { runId, handle } = await h.start({ scenarios: { spec: ['timeout', 'ok'] }, timing: { ...h.timing, artifactTimeoutMs: 60_000 } });
+    await waitFor('the spec prompt', 20_000, async () => (await h.snapshot(runId)).events.includes('artifact.expected'), 50);
+    const [lostSession] = (await h.snapshot(runId)).sessions;
+    await killProcessGroup(lostSession!.lastKnownPanePid!);
+    expect(await restartRecovery()).toMatchObject([{ sessionId: lostSession!.id, outcome: 'restarting' }]);
+    await h.waitForGate(runId, 'spec_approved');
+    await decide(h, runId, 'spec_approved', 'approve');
+    expect((await handle.result()).state).toBe('completed');
+    await recordHistory(handle, 'agent-restarted');
+
+    const snap = await h.snapshot(runId);
+    expect(snap.phases[0]).toMatchObject({ phaseKey: 'spec', attempts: 2, state: 'completed' });
+    expect(snap.sessions.filter((s) => s.roleId === 'spec_writer').map((s) => [s.id, s.state, s.processLostRecoveries])).toEqual([[lostSession!.id, 'CLOSED', 1]]);
+    expect(snap.approvals.map((a) => a.gateKey)).toEqual(['spec_approved']);
+    expectInOrder(snap.events, ['artifact.expected', 'session.process_lost', 'phase.failed', 'session.resuming', 'session.rebootstrapped', 'session.recovered', 'phase.started', 'prompt.sent', 'artifact.validated', 'approval.requested']);
+    expectGapless(snap.seqs);
+  });
+
+  if (backend === 'scripted') it('asks a person at session_recovery_required when the agent is lost mid-phase again after its automatic restart, then retries', async () => {
+    const { runId, handle } = await h.start({ scenarios: { spec: ['timeout', 'ok'] }, timing: { ...h.timing, artifactTimeoutMs: 60_000 } });
+    await waitFor('the spec prompt', 20_000, async () => (await h.snapshot(runId)).events.includes('artifact.expected'), 50);
+    const [lostSession] = (await h.snapshot(runId)).sessions;
+    await h.db.update(tuiSessions).set({ processLostRecoveries: 1 }).where(eq(tuiSessions.id, lostSession!.id));
+    await killProcessGroup(lostSession!.lastKnownPanePid!);
+    const recovered = await restartRecovery();
     expect(recovered).toMatchObject([{ sessionId: lostSession!.id, outcome: 'failed' }]);
 
     const gate = await h.waitForGate(runId, 'session_recovery_required');
@@ -528,10 +587,8 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
 
     const snap = await h.snapshot(runId);
     expect(snap.sessions.filter((s) => s.roleId === 'spec_writer').map((s) => s.state)).toEqual(['FAILED_NEEDS_HUMAN', 'CLOSED']);
-    expect(snap.approvals.map((a) => [a.gateKey, a.phaseId === null, a.state])).toEqual([
-      ['spec_approved', false, 'closed'], ['session_recovery_required', true, 'approved'], ['spec_approved', false, 'approved'],
-    ]);
-    expectInOrder(snap.events, ['approval.requested', 'session.failed', 'run.paused', 'approval.requested', 'phase.failed', 'approval.decided', 'run.resumed', 'run.resumed', 'session.created', 'phase.started', 'prompt.sent', 'approval.requested', 'approval.decided', 'run.completed']);
+    expect(snap.approvals.map((a) => [a.gateKey, a.phaseId === null, a.state])).toEqual([['session_recovery_required', true, 'approved'], ['spec_approved', false, 'approved']]);
+    expectInOrder(snap.events, ['artifact.expected', 'session.failed', 'run.paused', 'approval.requested', 'phase.failed', 'approval.decided', 'run.resumed', 'session.created', 'phase.started', 'prompt.sent', 'approval.requested', 'approval.decided', 'run.completed']);
     expectGapless(snap.seqs);
     await expectApprovalsRecorded(h, runId);
   });

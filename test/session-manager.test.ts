@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../activities/index.ts';
 import { listEvents } from '../db/events.ts';
 import { approvalRequests, runs, tuiSessions } from '../db/schema.ts';
-import { transitionRun } from '../db/transitions.ts';
+import { transitionPhase, transitionRun, transitionSession } from '../db/transitions.ts';
 import { processAlive } from '../lib/processes.ts';
 import { waitFor } from '../lib/wait.ts';
 import type { SessionDriver, SessionDrivers } from '../sessions/driver.ts';
@@ -86,7 +86,7 @@ describe('session manager', () => {
     await again.shutdown();
   });
 
-  it('fails a session it cannot resume after 3 tries: session.failed, run.paused, approval.requested', async () => {
+  it('restarts nobody by hand: an agent gone mid-phase is marked CRASHED with what was seen, and its run told to restart it', async () => {
     const hostId = `host-${randomUUID().slice(0, 8)}`;
     const { runId, sessionId, session } = await workingRun(hostId);
     await killProcessGroup(session.lastKnownPanePid!);
@@ -98,6 +98,47 @@ describe('session manager', () => {
     const recovered = await sm.recover();
     await sm.shutdown();
     expect(flaky.calls()).toBe(3);
+    expect(recovered).toEqual([{ sessionId, runId, roleId: 'spec_writer', outcome: 'restarting' }]);
+    expect(notified).toEqual(recovered);
+    expect(await db.select().from(approvalRequests).where(eq(approvalRequests.runId, runId))).toEqual([]);
+    const after = (await listEvents(db, runId)).slice(before);
+    expect(after.map((e) => e.type)).toEqual(['session.process_lost']);
+    expect(after[0]!.payload).toMatchObject({ reason: 'process_lost', alive: false, working: true, resumeTries: 3, panePid: session.lastKnownPanePid });
+    const [row] = await db.select().from(tuiSessions).where(eq(tuiSessions.id, sessionId));
+    expect(row).toMatchObject({ state: 'CRASHED', processLostRecoveries: 1 });
+    expect((await db.select().from(runs).where(eq(runs.id, runId)))[0]).toMatchObject({ state: 'executing' });
+  });
+
+  it('leaves an agent gone while its role waits at a gate for when the role works again: no gate, nobody told', async () => {
+    const hostId = `host-${randomUUID().slice(0, 8)}`;
+    const { runId, sessionId, session, plan } = await workingRun(hostId);
+    const phaseId = plan.phases[0]!.id;
+    await transitionPhase(db, { phaseId, to: 'awaiting_artifact', event: { type: 'artifact.expected', idempotencyKey: `t:${phaseId}:a` } });
+    await transitionPhase(db, { phaseId, to: 'validating', event: { type: 'artifact.validated', idempotencyKey: `t:${phaseId}:v` } });
+    await transitionPhase(db, { phaseId, to: 'awaiting_approval', event: { type: 'approval.requested', idempotencyKey: `t:${phaseId}:g` } });
+    await transitionRun(db, { runId, to: 'awaiting_approval', event: { type: 'run.paused', idempotencyKey: `t:${runId}:g` } });
+    await transitionSession(db, { sessionId, to: 'WAITING_FOR_APPROVAL', event: { type: 'session.waiting', idempotencyKey: `t:${sessionId}:w` } });
+    await killProcessGroup(session.lastKnownPanePid!);
+    const notified: RecoveredSession[] = [];
+    const sm = await manager(hostId, undefined, notified);
+    expect(await sm.recover()).toEqual([{ sessionId, runId, roleId: 'spec_writer', outcome: 'idle' }]);
+    await sm.shutdown();
+    expect(notified).toEqual([]);
+    expect((await listEvents(db, runId)).at(-1)).toMatchObject({ type: 'session.process_lost', payload: { working: false } });
+    expect((await db.select().from(runs).where(eq(runs.id, runId)))[0]).toMatchObject({ state: 'awaiting_approval' });
+  });
+
+  it('asks a person when the agent is gone again after its automatic recovery: session.failed, run.paused, approval.requested', async () => {
+    const hostId = `host-${randomUUID().slice(0, 8)}`;
+    const { runId, sessionId, session } = await workingRun(hostId);
+    await db.update(tuiSessions).set({ processLostRecoveries: 1 }).where(eq(tuiSessions.id, sessionId));
+    await killProcessGroup(session.lastKnownPanePid!);
+    const notified: RecoveredSession[] = [];
+    const sm = await manager(hostId, undefined, notified);
+    const before = (await listEvents(db, runId)).length;
+
+    const recovered = await sm.recover();
+    await sm.shutdown();
     const [request] = await db.select().from(approvalRequests).where(eq(approvalRequests.runId, runId));
     expect(recovered).toEqual([{ sessionId, runId, roleId: 'spec_writer', outcome: 'failed', approvalRequestId: request!.id }]);
     expect(notified).toEqual(recovered);
@@ -121,17 +162,18 @@ describe('session manager', () => {
     expect(alive(session.lastKnownPanePid!)).toBe(true);
   });
 
-  it('treats a CREATED reservation with no live session the same', async () => {
+  it('leaves a CREATED reservation with no live agent to the run, whose retried step starts it: nothing written', async () => {
     const hostId = `host-${randomUUID().slice(0, 8)}`;
     const { runId, sessionId, session } = await workingRun(hostId);
     await killProcessGroup(session.lastKnownPanePid!);
     // A reservation for the next role, made by a worker that died before starting its agent.
     await db.update(tuiSessions).set({ state: 'CREATED', tmuxSession: null, lastKnownPanePid: null }).where(eq(tuiSessions.id, sessionId));
+    const before = await listEvents(db, runId);
     const sm = await manager(hostId);
     const recovered = await sm.recover();
     await sm.shutdown();
-    expect(recovered).toMatchObject([{ sessionId, outcome: 'failed', approvalRequestId: expect.any(String) }]);
-    expect((await listEvents(db, runId)).slice(-3).map((e) => e.type)).toEqual(['session.failed', 'run.paused', 'approval.requested']);
+    expect(recovered).toEqual([{ sessionId, runId, roleId: 'spec_writer', outcome: 'idle' }]);
+    expect(await listEvents(db, runId)).toEqual(before);
   });
 
   it('ignores the sessions of terminal runs', async () => {

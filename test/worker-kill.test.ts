@@ -1,5 +1,7 @@
 // The worker process killed with SIGKILL mid-phase while its tmux agent works: a new worker
-// process recovers the host's sessions and the run finishes as if nothing happened.
+// process recovers the host's sessions and the run finishes as if nothing happened. And a
+// restart of the whole host (the worker stopped and its agents gone with their tmux server):
+// nobody is asked, a run at a gate keeps it, a run mid-phase goes on.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { chmodSync, openSync } from 'node:fs';
@@ -7,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { listEvents } from '../db/events.ts';
 import { waitFor } from '../lib/wait.ts';
@@ -95,3 +97,60 @@ describe('a worker killed with SIGKILL mid-phase', () => {
   }, 180_000);
 });
 
+describe('a restart of the host: the worker stopped and its agents gone', () => {
+  it('needs nobody: a run at its gate keeps it as it was, a run mid-phase gets its agent back and goes on', async () => {
+    // One worker per host: the one an earlier test left goes first.
+    for (const w of workers.filter((w) => w.exitCode === null && w.signalCode === null)) {
+      w.kill('SIGTERM');
+      await new Promise((resolve) => w.once('exit', resolve));
+    }
+    const first = await startWorker('restart-1');
+    const start = async (scenarios: RunInput['scenarios']) => {
+      const runId = randomUUID();
+      const input: RunInput = {
+        runId, templateId: 'development@1', repoPath: makeRepo(home), baseBranch: 'main', requirementsMd: '# Restart test\n',
+        backend: 'scripted', scenarios, timing: { ...TMUX_TIMING, artifactTimeoutMs: 90_000 },
+      };
+      return { runId, handle: await client.workflow.start(runWorkflow, { workflowId: runWorkflowId(runId), taskQueue, args: [input] }) };
+    };
+    const gateOf = async (handle: WorkflowHandle) => (await handle.query(statusQuery).catch(() => undefined))?.pendingGate;
+    const atGate = await start({});
+    await waitFor('run A at spec_approved', 60_000, async () => (await gateOf(atGate.handle))?.gateKey === 'spec_approved', 100);
+    const gateBefore = (await gateOf(atGate.handle))!;
+    // Run B's spec writer is at work (it will write nothing: the scenario of its first attempt) when the host stops.
+    const midPhase = await start({ spec: ['timeout', 'ok'] });
+    await waitFor('run B to be waiting for its spec', 60_000, async () => (await listEvents(db, midPhase.runId)).some((e) => e.type === 'artifact.expected'), 100);
+
+    first.kill('SIGTERM');
+    await new Promise((resolve) => first.once('exit', resolve));
+    await new TmuxServer(path.join(home, 'tmux.sock')).killServer();
+    await startWorker('restart-2');
+
+    // B: its agent restarted, the phase tried again, the artifact written: at its gate, nobody asked on the way.
+    await waitFor('run B at spec_approved', 60_000, async () => (await gateOf(midPhase.handle))?.gateKey === 'spec_approved', 100);
+    // A: the very same gate, still waiting.
+    expect(await gateOf(atGate.handle)).toEqual(gateBefore);
+
+    for (const { runId } of [atGate, midPhase]) {
+      const events = await listEvents(db, runId);
+      expect(events.filter((e) => e.type === 'session.process_lost').map((e) => (e.payload as { roleId: string }).roleId)).toEqual(['spec_writer']);
+      expect(events.filter((e) => e.type === 'approval.requested').map((e) => (e.payload as { gateKey: string }).gateKey)).toEqual(['spec_approved']);
+      expect(events.filter((e) => e.type === 'run.paused')).toEqual([]);
+    }
+    const b = await listEvents(db, midPhase.runId);
+    expect(b.find((e) => e.type === 'session.process_lost')?.payload).toMatchObject({ reason: 'process_lost', working: true, alive: false });
+    expect(b.find((e) => e.type === 'phase.failed')?.payload).toMatchObject({ reason: 'process_lost', attempt: 1 });
+    expect(b.find((e) => e.type === 'session.rebootstrapped')).toBeDefined();
+    expect(b.filter((e) => e.type === 'prompt.sent').map((e) => (e.payload as { kind: string }).kind)).toEqual(['initial', 'retry']);
+
+    // Approving A's gate goes on to implement: the spec is not written again.
+    await atGate.handle.signal(decisionSignal, { approvalRequestId: gateBefore.approvalRequestId, action: 'approve', clientToken: 'go-a' });
+    const bGate = (await gateOf(midPhase.handle))!;
+    await midPhase.handle.signal(decisionSignal, { approvalRequestId: bGate.approvalRequestId, action: 'approve', clientToken: 'go-b' });
+    expect(await atGate.handle.result()).toEqual({ state: 'completed', reason: 'every phase completed' });
+    expect(await midPhase.handle.result()).toEqual({ state: 'completed', reason: 'every phase completed' });
+    const a = await listEvents(db, atGate.runId);
+    expect(a.filter((e) => e.type === 'prompt.sent').map((e) => (e.payload as { phaseKey: string }).phaseKey)).toEqual(['spec', 'implement', 'review']);
+    expect(a.map((e) => e.seq)).toEqual(a.map((_, i) => i + 1));
+  }, 240_000);
+});

@@ -57,7 +57,7 @@ await runMain('worker', async () => {
     shutdownDrainMs: config.shutdownDrainMs,
     notifyRun: (runId, lost) =>
       client.workflow.getHandle(runWorkflowId(runId)).signal(sessionLostSignal, {
-        approvalRequestId: lost.approvalRequestId!, sessionId: lost.sessionId, roleId: lost.roleId,
+        ...(lost.approvalRequestId ? { approvalRequestId: lost.approvalRequestId } : {}), sessionId: lost.sessionId, roleId: lost.roleId,
       }),
   });
   const recovered = await sessions.recover();

@@ -4,14 +4,14 @@
 import { and, eq, inArray, ne, notInArray } from 'drizzle-orm';
 import type pg from 'pg';
 import type { Database } from '../db/client.ts';
-import { runs, tuiSessions } from '../db/schema.ts';
-import { TERMINAL_RUN_STATES } from '../db/state-machines.ts';
+import { runPhases, runs, tuiSessions } from '../db/schema.ts';
+import { TERMINAL_RUN_STATES, type RunState } from '../db/state-machines.ts';
 import type { TuiSession } from '../db/transitions.ts';
 import { canonicalHash } from '../lib/canonical-json.ts';
 import { DevflowError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { SessionDriver, SessionDrivers } from '../sessions/driver.ts';
-import { failLostSession, targetOf } from '../sessions/lifecycle.ts';
+import { failLostSession, markProcessLost, PROCESS_LOST_RECOVERIES, targetOf } from '../sessions/lifecycle.ts';
 import { tmuxSessionName, type TmuxServer } from '../sessions/tmux.ts';
 
 /** Backends whose sessions live in this host's tmux server. */
@@ -23,7 +23,13 @@ export interface RecoveredSession {
   sessionId: string;
   runId: string;
   roleId: string;
-  outcome: 'kept' | 'failed';
+  /**
+   * kept: its agent is still there. restarting: its agent is gone and its role is working, so
+   * the run is told and devflow restarts it with its conversation. idle: its agent is gone and
+   * its role is not working (at a gate, done); it is restarted when the role works again.
+   * failed: gone once more after its automatic recovery; a person is asked if its role is working.
+   */
+  outcome: 'kept' | 'restarting' | 'idle' | 'failed';
   /** When the run was paused for it: the session_recovery_required request. */
   approvalRequestId?: string;
 }
@@ -40,6 +46,13 @@ export interface SessionManagerOptions {
   shutdownDrainMs?: number;
   /** Tells the run's workflow that a session was lost and a gate opened (a Temporal signal). */
   notifyRun?: (runId: string, lost: RecoveredSession) => Promise<void>;
+}
+
+/** The run is working with this role now: its current phase is the role's and waits for its agent. */
+async function roleIsWorking(db: Database, session: TuiSession, runState: RunState, currentPhaseId: string | null): Promise<boolean> {
+  if (runState !== 'executing' || !currentPhaseId) return false;
+  const [phase] = await db.select().from(runPhases).where(eq(runPhases.id, currentPhaseId));
+  return phase?.roleId === session.roleId && ['running', 'awaiting_artifact', 'validating'].includes(phase.state);
 }
 
 export function sessionManagerLockKey(hostId: string): bigint {
@@ -127,6 +140,22 @@ export class SessionManager {
       if (await this.resumeWithRetries(session)) {
         this.options.log?.info({ ...base, panePid: session.lastKnownPanePid }, 'kept live agent session');
         results.push({ ...base, outcome: 'kept' });
+        continue;
+      }
+      // An agent that was starting: the step that starts it is retried by the workflow and starts it afresh.
+      if (session.state === 'CREATED' || session.state === 'BOOTSTRAPPING') {
+        this.options.log?.info(base, 'agent was starting; its start is retried by the run');
+        results.push({ ...base, outcome: 'idle' });
+        continue;
+      }
+      if (session.processLostRecoveries < PROCESS_LOST_RECOVERIES) {
+        const working = await roleIsWorking(db, session, runState, currentPhaseId);
+        const seen = await this.options.drivers.forBackend(session.backend).probe(targetOf(session)).catch(() => undefined);
+        await markProcessLost(db, session, seen, { resumeTries: this.options.resumeAttempts ?? 3, noticedBy: 'worker start', working });
+        const outcome: RecoveredSession = { ...base, outcome: working ? 'restarting' : 'idle' };
+        this.options.log?.warn(outcome, working ? 'agent gone mid-phase: the run restarts it with its conversation' : 'agent gone while its role waits: restarted when the role works again');
+        results.push(outcome);
+        if (working) await this.options.notifyRun?.(session.runId, outcome).catch((error) => this.options.log?.warn({ error: String(error) }, 'could not tell the run'));
         continue;
       }
       const approvalRequestId = await failLostSession(this.options.db, session, { runState, currentPhaseId, resumeAttempts: this.options.resumeAttempts ?? 3 });

@@ -72,9 +72,12 @@ export interface RunOutcome {
   reason: string;
 }
 
-/** Sent by a worker's session manager: a role's agent session is gone and a gate was opened. */
+/**
+ * Sent by a worker's session manager: a role's agent is gone. With `approvalRequestId`, a gate
+ * was opened for a person; without, devflow restarts the agent itself (its one automatic recovery).
+ */
 export interface SessionLost {
-  approvalRequestId: string;
+  approvalRequestId?: string;
   sessionId: string;
   roleId: string;
 }

@@ -51,6 +51,12 @@ const UPSERT_ON_CHANGE = 'upsert-state-on-change';
 const FINALIZE_IN_STEPS = 'finalize-in-steps';
 /** A phase's artifact may send the work back to an earlier phase, for at most the rounds its template allows. */
 const VERDICT_LOOPS = 'verdict-loops';
+/** An agent lost mid-phase (a restart of the stack or host) is restarted by devflow and the phase tried again, no gate. */
+const AUTOMATIC_RECOVERY = 'automatic-agent-recovery';
+/** A cancellation requested from Temporal (its Web UI, `temporal workflow cancel`) is an abort. */
+const CANCEL_IS_ABORT = 'temporal-cancel-is-abort';
+/** The reason recorded when a run is cancelled from Temporal rather than aborted through devflow. */
+export const CANCELLED_FROM_TEMPORAL = 'cancellation requested from Temporal (Web UI or `temporal workflow cancel`): the run is aborted';
 
 type Gate = { kind: 'gate'; attempt: number; gateKey: string; reason: string; hint?: string; sessionTo: 'CRASHED' | 'FAILED_NEEDS_HUMAN'; sessionId?: string };
 type LoopSaid = { matched: boolean; quote?: unknown };
@@ -61,6 +67,8 @@ type LoopBack = { kind: 'loop'; attempt: number; quote: unknown };
 type PhaseEnd = RunOutcome | undefined | { back: string; revision: Revision };
 /** The session manager paused the run under a step: the phase waits at the gate it opened. */
 type Lost = { kind: 'lost'; approvalRequestId: string };
+/** The phase's agent was lost and devflow restarts it: the attempt is tried again. */
+type Restart = { kind: 'restart'; sessionId: string };
 
 export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
   const { runId } = input;
@@ -142,6 +150,9 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
   } catch (error) {
     if (abortRequest && isCancellation(error)) {
       outcome = { state: 'aborted', reason: abortRequest.reason ?? 'aborted on request' };
+    } else if (isCancellation(error) && CancellationScope.current().consideredCancelled && patched(CANCEL_IS_ABORT)) {
+      // Whoever cancels a run means to stop it: it ends aborted, its sessions closed and its report written.
+      outcome = { state: 'aborted', reason: CANCELLED_FROM_TEMPORAL };
     } else {
       failure = error;
       outcome = { state: 'failed', reason: failedBecause(error) };
@@ -213,7 +224,7 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
     for (;;) {
       const current: NonNullable<typeof inFlight> = { roleId: phase.roleId, scope: new CancellationScope() };
       inFlight = current;
-      let result: AttemptResult | LoopBack | Lost | 'passed' | { end: RunOutcome };
+      let result: AttemptResult | LoopBack | Lost | Restart | 'passed' | { end: RunOutcome };
       try {
         result = await current.scope.run(async () => {
           const ensured = await ensureOrGate(kind);
@@ -232,12 +243,19 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
         });
       } catch (error) {
         if (!current.lost || abortRequest || !isCancellation(error)) throw error;
-        result = { kind: 'lost', approvalRequestId: current.lost.approvalRequestId };
+        const { approvalRequestId } = current.lost;
+        result = approvalRequestId === undefined && patched(AUTOMATIC_RECOVERY) ? { kind: 'restart', sessionId: current.lost.sessionId } : { kind: 'lost', approvalRequestId: approvalRequestId! };
       } finally {
         inFlight = undefined;
       }
       if (result === 'passed') return undefined;
       if ('end' in result) return result.end;
+      if (result.kind === 'restart') {
+        // No person needed: the attempt fails with process_lost, and the next ensureSession restarts the agent with its conversation.
+        await act(STEP, 'failAttemptForLostAgent', `${phase.key}: the ${phase.roleId} agent was lost; restart it and try again`, { phaseId: phase.id, attempt: attempts.count, sessionId: result.sessionId });
+        kind = 'retry';
+        continue;
+      }
       let next: RunOutcome | true;
       if (result.kind === 'lost') {
         next = await afterLost(result.approvalRequestId);

@@ -1,0 +1,1 @@
+ALTER TABLE "tui_sessions" ADD COLUMN "process_lost_recoveries" integer DEFAULT 0 NOT NULL;
