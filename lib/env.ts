@@ -55,6 +55,7 @@ const envSchema = z
     DEVFLOW_CLAUDE_CODE_PATH: optionalText,
     DEVFLOW_CODEX_PATH: optionalText,
     DEVFLOW_SHUTDOWN_DRAIN_MS: z.coerce.number().int().min(0).default(10_000),
+    DEVFLOW_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(100).default(15_000),
     DEVFLOW_LOG_LEVEL: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default('info'),
@@ -107,6 +108,8 @@ export interface DevflowConfig {
     playbackPort: number;
   };
   shutdownDrainMs: number;
+  /** How often each worker looks for stranded runs and leftover agents. */
+  reconcileIntervalMs: number;
   maxConcurrentRuns: number;
   /** Active runs allowed on one repository; 0: no limit of its own. */
   maxRunsPerRepo: number;
@@ -163,6 +166,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): DevflowConf
       playbackPort: env.DEVFLOW_PLAYBACK_PORT,
     },
     shutdownDrainMs: env.DEVFLOW_SHUTDOWN_DRAIN_MS,
+    reconcileIntervalMs: env.DEVFLOW_RECONCILE_INTERVAL_MS,
     maxConcurrentRuns: env.DEVFLOW_MAX_CONCURRENT_RUNS,
     maxRunsPerRepo: env.DEVFLOW_MAX_RUNS_PER_REPO,
     logLevel: env.DEVFLOW_LOG_LEVEL,

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { listEvents } from '../db/events.ts';
+import { processAlive } from '../lib/processes.ts';
 import { waitFor } from '../lib/wait.ts';
 import { TmuxServer } from '../sessions/tmux.ts';
 import { decisionSignal, runWorkflowId, statusQuery, type RunInput } from '../workflows/messages.ts';
@@ -42,7 +43,7 @@ afterAll(async () => {
 });
 
 /** `npm run worker`, as devflow up starts it; resolves once it polls. */
-async function startWorker(name: string): Promise<ChildProcess> {
+async function startWorker(name: string, env: Record<string, string> = {}): Promise<ChildProcess> {
   const log = openSync(path.join(home, `${name}.log`), 'a');
   const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
     cwd: ROOT,
@@ -53,6 +54,7 @@ async function startWorker(name: string): Promise<ChildProcess> {
       TEMPORAL_ADDRESS: inject('temporalAddress'),
       DEVFLOW_TASK_QUEUE: taskQueue,
       DEVFLOW_HOST_ID: hostId,
+      ...env,
     },
     stdio: ['ignore', log, log, 'ipc'],
   });
@@ -153,4 +155,31 @@ describe('a restart of the host: the worker stopped and its agents gone', () => 
     expect(a.filter((e) => e.type === 'prompt.sent').map((e) => (e.payload as { phaseKey: string }).phaseKey)).toEqual(['spec', 'implement', 'review']);
     expect(a.map((e) => e.seq)).toEqual(a.map((_, i) => i + 1));
   }, 240_000);
+});
+
+describe('a run whose workflow is terminated (from the Web UI or the Temporal CLI)', () => {
+  it('is settled failed by the worker, with a report and no agent left, within a few reconcile intervals', async () => {
+    for (const w of workers.filter((w) => w.exitCode === null && w.signalCode === null)) {
+      w.kill('SIGTERM');
+      await new Promise((resolve) => w.once('exit', resolve));
+    }
+    await startWorker('reconcile', { DEVFLOW_RECONCILE_INTERVAL_MS: '1000' });
+    const runId = randomUUID();
+    const input: RunInput = {
+      runId, templateId: 'development@1', repoPath: makeRepo(home), baseBranch: 'main', requirementsMd: '# Terminated\n',
+      backend: 'scripted', scenarios: { spec: 'timeout' }, timing: { ...TMUX_TIMING, artifactTimeoutMs: 120_000 },
+    };
+    const handle = await client.workflow.start(runWorkflow, { workflowId: runWorkflowId(runId), taskQueue, args: [input] });
+    await waitFor('the spec prompt', 60_000, async () => (await listEvents(db, runId)).some((e) => e.type === 'artifact.expected'), 100);
+    const [session] = await db.query.tuiSessions.findMany({ where: (s, { eq }) => eq(s.runId, runId) });
+    await handle.terminate('terminated from the Web UI');
+    const terminatedAt = Date.now();
+    await waitFor('the run to be settled', 30_000, async () => (await db.query.runs.findFirst({ where: (r, { eq }) => eq(r.id, runId) }))?.finalReportPath != null, 100);
+    console.info(`terminated -> settled with its report: ${Date.now() - terminatedAt} ms (reconcile interval 1000 ms)`);
+    const run = await db.query.runs.findFirst({ where: (r, { eq }) => eq(r.id, runId) });
+    expect(run).toMatchObject({ state: 'failed' });
+    const events = await listEvents(db, runId);
+    expect(events.find((e) => e.type === 'run.failed')?.payload).toMatchObject({ reason: expect.stringContaining('was terminated') });
+    await waitFor('the agent to be gone', 10_000, async () => !processAlive(session!.lastKnownPanePid!), 100);
+  }, 120_000);
 });

@@ -2,6 +2,7 @@
 // activities on its own queue, and the session manager for this host's tmux server.
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
+import { createFinalizeActivities } from '../activities/finalize.ts';
 import { connectDatabase } from '../db/client.ts';
 import { prepareDatabase } from '../db/prepare.ts';
 import { hostTaskQueue, loadConfig, resolvedServices } from '../lib/env.ts';
@@ -13,6 +14,7 @@ import { PlaybackAgents } from '../sessions/playback-model/agents.ts';
 import { TmuxServer } from '../sessions/tmux.ts';
 import { runWorkflowId, sessionLostSignal } from '../workflows/messages.ts';
 import { ensureSearchAttributes } from './search-attributes.ts';
+import { Reconciler, startReconciler } from './reconciler.ts';
 import { SessionManager } from './session-manager.ts';
 import { createDevflowWorkers } from './worker.ts';
 
@@ -66,12 +68,10 @@ await runMain('worker', async () => {
 
   const connection = await NativeConnection.connect({ address: services.temporalAddress });
   const hostQueue = hostTaskQueue(config.hostId);
-  const workers = await createDevflowWorkers({
-    connection,
-    namespace: config.temporal.namespace,
-    taskQueue: config.taskQueue,
-    deps: { db: database.db, drivers: sessions.trackedDrivers(), workspaceRoot: config.workspaceRoot, hostId: config.hostId, hostQueue },
-  });
+  const deps = { db: database.db, drivers: sessions.trackedDrivers(), workspaceRoot: config.workspaceRoot, hostId: config.hostId, hostQueue };
+  const workers = await createDevflowWorkers({ connection, namespace: config.temporal.namespace, taskQueue: config.taskQueue, deps });
+  // Runs whose workflow is gone or closed are settled; agents of ended runs on this host disposed.
+  const reconciler = startReconciler(new Reconciler({ db: database.db, client, hostId: config.hostId, finalize: createFinalizeActivities(deps), log }), config.reconcileIntervalMs, log);
 
   let stopping = false;
   const stop = (reason: string) => {
@@ -88,6 +88,7 @@ await runMain('worker', async () => {
   log.info({ taskQueue: config.taskQueue, hostQueue, temporal: services.temporalAddress }, 'worker polling');
   process.send?.({ type: 'ready' });
   await workers.run();
+  await reconciler.stop();
   const { drained } = await sessions.shutdown();
   await playback.close();
   log.info({ drained }, 'session operations drained');
