@@ -11,6 +11,8 @@ import { writeRunReport } from '../db/report.ts';
 import { createRun } from '../db/runs.ts';
 import { artifacts, runPhases, runs, tuiSessions, workflowTemplates } from '../db/schema.ts';
 import { TERMINAL_RUN_STATES } from '../db/state-machines.ts';
+import { listEvents } from '../db/events.ts';
+import { phaseStops, runStop, sessionStops } from '../db/stops.ts';
 import { runUsage } from '../db/usage.ts';
 import { workflowIds } from '../lib/keys.ts';
 import { checkRunSource } from '../lib/runs.ts';
@@ -145,7 +147,21 @@ export function registerRunRoutes(app: App, deps: RouteDeps): void {
       runUsage(db, run.id),
     ]);
     const artifactsOut = artifactRows.map((a) => ({ ...a, validationError: a.validationError as Record<string, unknown> | null }));
-    return { run, phases, sessions, artifacts: artifactsOut, approvals, usage, finalReportPath: run.finalReportPath };
+    const events = await listEvents(db, run.id);
+    const phaseKey = new Map(phases.map((p) => [p.id, p.phaseKey]));
+    const stop = runStop(run, approvals, events, (id) => (id ? (phaseKey.get(id) ?? null) : null));
+    const ofPhase = phaseStops(phases, events);
+    const ofSession = sessionStops(sessions, events);
+    return {
+      run,
+      stop,
+      phases: phases.map((p) => ({ ...p, stop: ofPhase.get(p.id) ?? null })),
+      sessions: sessions.map((s) => ({ ...s, stop: ofSession.get(s.id) ?? null })),
+      artifacts: artifactsOut,
+      approvals,
+      usage,
+      finalReportPath: run.finalReportPath,
+    };
   });
 
   app.post('/v1/runs/:runId/abort', { schema: { summary: 'Abort a run', params: runIdParams, body: abortBody, response: { 200: abortEndedResponse, 202: abortSentResponse, ...errors(409) } } }, async (request, reply) => {

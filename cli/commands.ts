@@ -28,13 +28,20 @@ interface Session {
   playback: boolean;
   agentSessionId: string | null;
   tmuxSession: string | null;
+  stop?: { code: string; reason: string; next: string } | null;
 }
 interface Tokens {
   inputTokens: number;
   outputTokens: number;
 }
+interface Stop {
+  code: string;
+  reason: string;
+  next: string;
+}
 interface RunDetail {
   run: { id: string; state: string; templateId: string; repoPath: string; baseBranch: string; createdAt: string; endedAt: string | null };
+  stop?: Stop | null;
   phases: Phase[];
   sessions: Session[];
   approvals: Approval[];
@@ -175,6 +182,13 @@ export function describeRun(detail: RunDetail): string[] {
     lines.push(`  waiting at gate ${a.gateKey} (${a.payload.kind ?? 'approval'}${a.payload.reason ? `: ${a.payload.reason}` : ''}) — approval ${a.id}`);
     if (a.payload.hint) lines.push(...a.payload.hint.split('\n').map((l) => `    | ${l}`));
   }
+  if (detail.stop) {
+    lines.push(`  stopped: ${detail.stop.code} — ${detail.stop.reason}`);
+    lines.push(`  next: ${detail.stop.next}`);
+  }
+  for (const session of (detail.sessions ?? []).filter((s) => s.stop?.code === 'process_lost')) {
+    lines.push(`  flagged: the ${session.roleId} agent is gone; ${session.stop!.next}`);
+  }
   if (detail.finalReportPath) lines.push(`  report: ${detail.finalReportPath}`);
   return lines;
 }
@@ -206,6 +220,7 @@ export async function watch(api: DevflowApi, runId: string, say: Say, options: {
     const detail = await api.get<RunDetail>(`/v1/runs/${runId}`);
     if (TERMINAL.has(detail.run.state) && detail.finalReportPath) {
       say(`run ${detail.run.state}; report: ${detail.finalReportPath}`);
+      if (detail.stop && detail.run.state !== 'completed') say(`why: ${detail.stop.code} — ${detail.stop.reason}`);
       return detail.run.state === 'completed' ? EXIT.ok : EXIT.runEnded;
     }
     const gate = detail.approvals.find((a) => a.state === 'pending');

@@ -9,6 +9,7 @@ import { reportPathFor, runBranch, worktreePathFor } from '../lib/runs.ts';
 import type { Database } from './client.ts';
 import { appendEvent } from './events.ts';
 import { approvalDecisions, approvalRequests, artifacts, runEvents, runPhases, runs } from './schema.ts';
+import { runStop, type Stop } from './stops.ts';
 import { runUsage, type RunUsage, type Tokens } from './usage.ts';
 
 type RunRow = typeof runs.$inferSelect;
@@ -16,6 +17,8 @@ type RunRow = typeof runs.$inferSelect;
 export interface ReportData {
   run: RunRow;
   terminalReason: string;
+  /** Why it stopped and what comes next (db/stops.ts). */
+  stop: Stop | null;
   phases: (typeof runPhases.$inferSelect)[];
   artifacts: (typeof artifacts.$inferSelect)[];
   gates: { request: typeof approvalRequests.$inferSelect; decisions: (typeof approvalDecisions.$inferSelect)[] }[];
@@ -41,6 +44,7 @@ export function renderReport(data: ReportData): string {
     `# devflow run ${run.id}`,
     '',
     `- **Outcome:** ${run.state} — ${data.terminalReason}`,
+    ...(data.stop ? [`- **Stop:** \`${data.stop.code}\`; next: ${data.stop.next}`] : []),
     `- **Template:** ${run.templateId} (sha256 ${run.templateHash.slice(0, 16)})`,
     `- **Repository:** ${run.repoPath} @ ${run.baseBranch}, run branch \`${runBranch(run.id)}\``,
     `- **Worktree:** ${run.worktreeRoot ? path.join(run.worktreeRoot, 'main') : '—'}`,
@@ -123,12 +127,13 @@ export async function loadReportData(db: Database, runId: string, workspaceRoot:
     .where(and(eq(runEvents.runId, runId), eq(runEvents.type, 'phase.looped')))
     .orderBy(asc(runEvents.seq));
   const terminal = await db
-    .select({ payload: runEvents.payload })
+    .select({ type: runEvents.type, payload: runEvents.payload })
     .from(runEvents)
     .where(eq(runEvents.idempotencyKey, runKeys.terminal(runId)));
   return {
     run: run!,
     terminalReason: (terminal[0]?.payload as { reason?: string } | undefined)?.reason ?? 'unknown',
+    stop: runStop({ ...run!, finalReportPath: reportPathFor(workspaceRoot, runId) }, requests.map((r) => ({ ...r, payload: r.payload as Record<string, unknown> })), terminal, () => null),
     phases,
     artifacts: artifactRows,
     gates: requests.map((request) => ({ request, decisions: decisions.filter((d) => d.approvalRequestId === request.id) })),

@@ -120,10 +120,17 @@ export const usageSchema = z
   })
   .meta({ id: 'Usage' });
 
+/** Why a run, phase or session stopped and what happens next (db/stops.ts). */
+export const stopSchema = z
+  .object({ code: z.string(), reason: z.string(), next: z.string() })
+  .meta({ id: 'Stop', description: 'why it stopped (a machine-readable code and a sentence) and the next action a person or devflow takes' });
+
 export const runDetailResponse = z.object({
   run: runSchema,
-  phases: z.array(phaseSchema),
-  sessions: z.array(sessionSchema),
+  /** The run's stop: its pending gate or how it ended; null while it works. */
+  stop: stopSchema.nullable(),
+  phases: z.array(phaseSchema.extend({ stop: stopSchema.nullable() })),
+  sessions: z.array(sessionSchema.extend({ stop: stopSchema.nullable() })),
   artifacts: z.array(artifactSchema),
   approvals: z.array(approvalSchema),
   usage: usageSchema,

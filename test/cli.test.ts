@@ -104,8 +104,18 @@ describe('devflow CLI', () => {
     await writeFile(requirements, '# CLI\n');
     const a = /started run ([0-9a-f-]{36})/.exec((await devflow(['start', '--repo', makeRepo(h.root), '--base', 'main', '--requirements', requirements, '--agent', 'scripted'])).out)![1]!;
     expect((await devflow(['watch', a])).code).toBe(EXIT.atGate);
+    // Why it stopped and what comes next, at the gate and once it failed.
+    const atGate = (await devflow(['status', a])).out;
+    expect(atGate).toContain("stopped: awaiting_approval — the spec artifact waits for a person's approval at spec_approved");
+    expect(atGate).toContain(`next: a person reads it and decides: approve and the run goes on, reject and it fails, abort and it stops; devflow approve ${a} --gate spec_approved (or reject, abort)`);
     expect((await devflow(['reject', a, '--gate', 'spec_approved'])).code).toBe(EXIT.ok);
-    expect((await devflow(['watch', a])).code).toBe(EXIT.runEnded);
+    const watched = await devflow(['watch', a]);
+    expect(watched.code).toBe(EXIT.runEnded);
+    expect(watched.out).toContain('why: rejected — rejected at gate spec_approved at phase spec');
+    const failed = (await devflow(['status', a])).out;
+    expect(failed).toContain('stopped: rejected — rejected at gate spec_approved at phase spec');
+    expect(failed).toMatch(/next: nothing more from devflow: read the report at \S+\.report\.md, fix the cause and start a new run/);
+    expect((await devflow(['report', a])).out).toMatch(/- \*\*Stop:\*\* `rejected`; next: nothing more from devflow/);
     expect((await devflow(['approve', a])).code).toBe(EXIT.notFound);
 
     const b = /started run ([0-9a-f-]{36})/.exec((await devflow(['start', '--repo', makeRepo(h.root), '--base', 'main', '--requirements', requirements, '--agent', 'scripted', '--scenario', 'spec=timeout'])).out)![1]!;
