@@ -11,6 +11,8 @@ export interface ActivityDeps {
   /** How many times a new agent is started before a person is asked (default 3), and the pause between. */
   agentStartTries?: number;
   agentStartPauseMs?: number;
+  /** Webhook targets (their URLs and the signing secret never enter workflow history). */
+  webhooks?: { urls: string[]; secret?: string | undefined };
   /**
    * Test hook: called at named points between the side effects of an activity, so a test can
    * make it fail half-way and check that a retry ends in the same rows.

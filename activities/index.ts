@@ -10,6 +10,7 @@ import { createPrepareRunActivities } from './prepare-run.ts';
 import { createPromptActivities } from './prompts.ts';
 import { createSessionActivities } from './sessions.ts';
 import { createStackCheckActivities } from './stack-check.ts';
+import { createWebhookActivities } from './webhooks.ts';
 
 export type { ActivityDeps } from './deps.ts';
 
@@ -27,6 +28,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createGateActivities(deps),
     ...createPhaseActivities(deps),
     ...createFinalizeActivities(deps),
+    ...createWebhookActivities(deps),
   });
 }
 

@@ -2,8 +2,11 @@
 import { and, eq, gt, asc, sql } from 'drizzle-orm';
 import { DevflowError } from '../lib/errors.ts';
 import type { Executor } from './client.ts';
-import { runEvents, runs } from './schema.ts';
+import { notificationOutbox, runEvents, runs } from './schema.ts';
 import type { EventType } from './state-machines.ts';
+
+/** The events a person is told of by webhook: a gate opened (approval or human), a run ended. */
+export const NOTIFIED_EVENT_TYPES: ReadonlySet<string> = new Set(['approval.requested', 'run.completed', 'run.failed', 'run.aborted']);
 
 export type RunEvent = typeof runEvents.$inferSelect;
 
@@ -63,6 +66,8 @@ export async function appendEvent(executor: Executor, event: NewEvent): Promise<
         idempotencyKey: event.idempotencyKey,
       })
       .returning();
+    // A person is told of it (webhooks): queued with the event, in the same transaction.
+    if (NOTIFIED_EVENT_TYPES.has(event.type)) await tx.insert(notificationOutbox).values({ eventId: inserted!.id, runId: event.runId });
     return { event: inserted!, created: true };
   });
 }

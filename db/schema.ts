@@ -273,3 +273,23 @@ export const stackChecks = pgTable('stack_checks', {
   workerIdentity: text('worker_identity').notNull(),
   checkedAt: moment('checked_at').notNull().defaultNow(),
 });
+
+/**
+ * Events people are told of (a gate opened, a run ended), written with the event itself: the
+ * worker's notifier hands each to the run's webhook delivery workflow once, then marks it.
+ */
+export const notificationOutbox = pgTable(
+  'notification_outbox',
+  {
+    eventId: bigint('event_id', { mode: 'number' })
+      .primaryKey()
+      .references(() => runEvents.id),
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id),
+    createdAt: createdAt(),
+    /** When it was handed to the delivery workflow (or skipped as too old); null: not yet. */
+    dispatchedAt: moment('dispatched_at'),
+  },
+  (t) => [index('notification_outbox_pending').on(t.eventId).where(sql`${t.dispatchedAt} is null`)],
+);

@@ -182,6 +182,8 @@ export const EVENT_TYPES = [
   'session.recovered',
   'session.failed',
   'session.process_lost',
+  'webhook.delivered',
+  'webhook.failed',
   'approval.requested',
   'approval.decided',
   'report.written',

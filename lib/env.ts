@@ -56,6 +56,14 @@ const envSchema = z
     DEVFLOW_CODEX_PATH: optionalText,
     DEVFLOW_SHUTDOWN_DRAIN_MS: z.coerce.number().int().min(0).default(10_000),
     DEVFLOW_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(100).default(15_000),
+    DEVFLOW_WEBHOOK_URLS: z
+      .string()
+      .trim()
+      .default('')
+      .transform((value) => value.split(',').map((u) => u.trim()).filter(Boolean))
+      .pipe(z.array(z.url({ protocol: /^https?$/, error: 'a comma-separated list of http(s) URLs' }))),
+    DEVFLOW_WEBHOOK_SECRET: optionalText,
+    DEVFLOW_WEBHOOK_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
     DEVFLOW_LOG_LEVEL: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default('info'),
@@ -110,6 +118,8 @@ export interface DevflowConfig {
   shutdownDrainMs: number;
   /** How often each worker looks for stranded runs and leftover agents. */
   reconcileIntervalMs: number;
+  /** Where a gate that opens and a run that ends are POSTed, signed with the secret, tried `attempts` times. */
+  webhooks: { urls: string[]; secret: string | undefined; attempts: number };
   maxConcurrentRuns: number;
   /** Active runs allowed on one repository; 0: no limit of its own. */
   maxRunsPerRepo: number;
@@ -167,6 +177,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): DevflowConf
     },
     shutdownDrainMs: env.DEVFLOW_SHUTDOWN_DRAIN_MS,
     reconcileIntervalMs: env.DEVFLOW_RECONCILE_INTERVAL_MS,
+    webhooks: { urls: env.DEVFLOW_WEBHOOK_URLS, secret: env.DEVFLOW_WEBHOOK_SECRET, attempts: env.DEVFLOW_WEBHOOK_ATTEMPTS },
     maxConcurrentRuns: env.DEVFLOW_MAX_CONCURRENT_RUNS,
     maxRunsPerRepo: env.DEVFLOW_MAX_RUNS_PER_REPO,
     logLevel: env.DEVFLOW_LOG_LEVEL,

@@ -6,6 +6,8 @@
 export const workflowIds = {
   run: (runId: string) => `devflow-run:${runId}`,
   stackCheck: (id: string) => `devflow-stack-check:${id}`,
+  /** One per run: delivers its webhook notifications in order. */
+  notify: (runId: string) => `devflow-notify:${runId}`,
 };
 
 /** Run events. */

@@ -15,6 +15,9 @@ describe('configuration', () => {
       temporal: { address: undefined, namespace: 'default', devServerPort: 7233, uiPort: 8233, cliPath: undefined },
       taskQueue: 'devflow-runs',
       maxConcurrentRuns: 20,
+      maxRunsPerRepo: 0,
+      reconcileIntervalMs: 15_000,
+      webhooks: { urls: [], secret: undefined, attempts: 8 },
     });
     expect(resolvedServices(config)).toEqual({
       databaseUrl: 'postgres://postgres:postgres@127.0.0.1:7432/devflow',
@@ -35,6 +38,11 @@ describe('configuration', () => {
       DEVFLOW_TASK_QUEUE: 'q',
       DEVFLOW_MAX_CONCURRENT_RUNS: '3',
       TEMPORAL_CLI_PATH: '/opt/temporal',
+      DEVFLOW_MAX_RUNS_PER_REPO: '1',
+      DEVFLOW_RECONCILE_INTERVAL_MS: '2000',
+      DEVFLOW_WEBHOOK_URLS: 'https://hooks.example.com/devflow, http://127.0.0.1:9000/in',
+      DEVFLOW_WEBHOOK_SECRET: 'shh',
+      DEVFLOW_WEBHOOK_ATTEMPTS: '3',
     });
     expect(config).toMatchObject({
       home: '/srv/devflow',
@@ -44,6 +52,9 @@ describe('configuration', () => {
       temporal: { address: 'temporal:7233', namespace: 'dev', cliPath: '/opt/temporal' },
       taskQueue: 'q',
       maxConcurrentRuns: 3,
+      maxRunsPerRepo: 1,
+      reconcileIntervalMs: 2000,
+      webhooks: { urls: ['https://hooks.example.com/devflow', 'http://127.0.0.1:9000/in'], secret: 'shh', attempts: 3 },
     });
     expect(resolvedServices(config)).toEqual({ databaseUrl: 'postgres://u:p@db:5432/x', temporalAddress: 'temporal:7233' });
   });
@@ -52,6 +63,8 @@ describe('configuration', () => {
     ['DEVFLOW_API_PORT', 'abc'],
     ['DEVFLOW_API_PORT', '70000'],
     ['DEVFLOW_MAX_CONCURRENT_RUNS', '0'],
+    ['DEVFLOW_WEBHOOK_URLS', 'https://ok.example.com, ftp://files.example.com'],
+    ['DEVFLOW_MAX_RUNS_PER_REPO', '-1'],
     ['DATABASE_URL', 'mysql://x'],
     ['TEMPORAL_ADDRESS', 'http://localhost:7233'],
     ['DEVFLOW_LOG_LEVEL', 'loud'],

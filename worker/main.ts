@@ -14,6 +14,7 @@ import { PlaybackAgents } from '../sessions/playback-model/agents.ts';
 import { TmuxServer } from '../sessions/tmux.ts';
 import { runWorkflowId, sessionLostSignal } from '../workflows/messages.ts';
 import { ensureSearchAttributes } from './search-attributes.ts';
+import { Notifier, startNotifier } from './notifier.ts';
 import { Reconciler, startReconciler } from './reconciler.ts';
 import { SessionManager } from './session-manager.ts';
 import { createDevflowWorkers } from './worker.ts';
@@ -68,10 +69,14 @@ await runMain('worker', async () => {
 
   const connection = await NativeConnection.connect({ address: services.temporalAddress });
   const hostQueue = hostTaskQueue(config.hostId);
-  const deps = { db: database.db, drivers: sessions.trackedDrivers(), workspaceRoot: config.workspaceRoot, hostId: config.hostId, hostQueue };
+  const deps = { db: database.db, drivers: sessions.trackedDrivers(), workspaceRoot: config.workspaceRoot, hostId: config.hostId, hostQueue, webhooks: config.webhooks };
   const workers = await createDevflowWorkers({ connection, namespace: config.temporal.namespace, taskQueue: config.taskQueue, deps });
   // Runs whose workflow is gone or closed are settled; agents of ended runs on this host disposed.
   const reconciler = startReconciler(new Reconciler({ db: database.db, client, hostId: config.hostId, finalize: createFinalizeActivities(deps), log }), config.reconcileIntervalMs, log);
+  // A gate that opens and a run that ends are POSTed to the configured webhooks (by a workflow per run).
+  const notifier = config.webhooks.urls.length
+    ? startNotifier(new Notifier({ db: database.db, client, taskQueue: config.taskQueue, targets: config.webhooks.urls.length, maxAttempts: config.webhooks.attempts, log }), 500, log)
+    : undefined;
 
   let stopping = false;
   const stop = (reason: string) => {
@@ -89,6 +94,7 @@ await runMain('worker', async () => {
   process.send?.({ type: 'ready' });
   await workers.run();
   await reconciler.stop();
+  await notifier?.stop();
   const { drained } = await sessions.shutdown();
   await playback.close();
   log.info({ drained }, 'session operations drained');

@@ -10,6 +10,7 @@ import type { createFinalizeActivities } from '../activities/finalize.ts';
 import type { Database } from '../db/client.ts';
 import { runs, tuiSessions } from '../db/schema.ts';
 import { TERMINAL_RUN_STATES, TERMINAL_SESSION_STATES } from '../db/state-machines.ts';
+import { every } from '../lib/every.ts';
 import type { Logger } from '../lib/logger.ts';
 import { runWorkflowId, type RunOutcome } from '../workflows/messages.ts';
 
@@ -115,23 +116,14 @@ export class Reconciler {
   }
 }
 
-/** Sweeps now and every `intervalMs` until stopped; a failed sweep is logged and the next one tries again. */
+/** Sweeps now and every `intervalMs` until stopped. */
 export function startReconciler(reconciler: Reconciler, intervalMs: number, log?: Logger): { stop(): Promise<void> } {
-  let running: Promise<unknown> | undefined;
-  const tick = () => {
-    if (running) return; // the last sweep is still going
-    running = reconciler
-      .sweep()
-      .then((result) => result.settled.length + result.disposed.length > 0 && log?.info({ settled: result.settled.length, disposed: result.disposed.length }, 'reconciler sweep'))
-      .catch((error: unknown) => log?.warn({ error: String(error) }, 'reconciler sweep failed'))
-      .finally(() => (running = undefined));
-  };
-  tick();
-  const timer = setInterval(tick, intervalMs);
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
+  return every(
+    intervalMs,
+    async () => {
+      const result = await reconciler.sweep();
+      if (result.settled.length + result.disposed.length > 0) log?.info({ settled: result.settled.length, disposed: result.disposed.length }, 'reconciler sweep');
     },
-  };
+    (error) => log?.warn({ error: String(error) }, 'reconciler sweep failed'),
+  );
 }
