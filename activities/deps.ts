@@ -11,6 +11,9 @@ export interface ActivityDeps {
   /** How many times a new agent is started before a person is asked (default 3), and the pause between. */
   agentStartTries?: number;
   agentStartPauseMs?: number;
+  /** Probes that must agree before an agent is HUNG (default 3), and the pause between them. */
+  hungProbes?: number;
+  probeIntervalMs?: number;
   /** Webhook targets (their URLs and the signing secret never enter workflow history). */
   webhooks?: { urls: string[]; secret?: string | undefined };
   /**

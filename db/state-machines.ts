@@ -182,6 +182,7 @@ export const EVENT_TYPES = [
   'session.recovered',
   'session.failed',
   'session.process_lost',
+  'session.probed',
   'webhook.delivered',
   'webhook.failed',
   'approval.requested',

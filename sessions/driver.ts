@@ -53,6 +53,8 @@ export interface ProbeResult {
   outputAgeMs: number | undefined;
   /** Set when the probe cannot tell a hang from slow work; becomes the human gate's hint. */
   hint?: string;
+  /** What else was seen, recorded with the probe: the pane's pid, its process group's members, the screen's hash, a busy marker on it. */
+  evidence?: { pid?: number; processGroupMembers?: number; screenHash?: string; busyMarker?: boolean };
 }
 
 export interface TranscriptChunk {

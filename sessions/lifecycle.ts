@@ -22,6 +22,9 @@ export interface SessionContext {
   /** How many times a new agent is started before a person is asked (default 3), and the pause between. */
   agentStartTries?: number;
   agentStartPauseMs?: number;
+  /** Probes that must agree before an agent is HUNG (default 3), and the pause between them (default 2 s). */
+  hungProbes?: number;
+  probeIntervalMs?: number;
   /** Test hook: called at named points between side effects (see activities/deps.ts). */
   checkpoint?: (point: string) => void | Promise<void>;
 }
@@ -60,6 +63,10 @@ export async function loadSession(deps: SessionContext, sessionId: string): Prom
 function withSession(error: DevflowError, sessionId: string): DevflowError {
   return new DevflowError({ code: error.code, message: error.message, recoveryHint: error.recoveryHint, details: { ...error.details, sessionId }, cause: error.cause });
 }
+
+/** Probes that must agree before an agent counts as HUNG, and the pause between them. */
+export const HUNG_PROBES = 3;
+const PROBE_INTERVAL_MS = 2_000;
 
 /** How many times devflow restarts a session whose agent process is gone before a person is asked. */
 export const PROCESS_LOST_RECOVERIES = 1;
@@ -274,9 +281,29 @@ export function sessionLifecycle(deps: SessionContext) {
       const prior = await findEventByKey(db, key);
       if (prior) return prior.payload as { classification: ProbeClassification; hint?: string };
       const session = await loadSession(deps, input.sessionId);
-      const probe = await deps.drivers.forBackend(session.backend).probe(targetOf(session));
-      const classification = classifyProbe(probe, input.maxHungMs);
-      const payload = { classification, ...(probe.hint ? { hint: probe.hint } : {}), outputAgeMs: probe.outputAgeMs ?? null };
+      const driver = deps.drivers.forBackend(session.backend);
+      // HUNG takes several probes that agree (alive, silent, the same screen), never one; each is recorded with what it saw.
+      const tries = deps.hungProbes ?? HUNG_PROBES;
+      const seen: { probe: ProbeResult; classification: ProbeClassification }[] = [];
+      for (let n = 1; n <= tries; n++) {
+        if (n > 1) await sleep(deps.probeIntervalMs ?? PROBE_INTERVAL_MS);
+        const probe = await driver.probe(targetOf(session));
+        const said = classifyProbe(probe, input.maxHungMs);
+        seen.push({ probe, classification: said });
+        await appendEvent(db, {
+          runId: session.runId,
+          type: 'session.probed',
+          idempotencyKey: `${key}:${n}`,
+          payload: { sessionId: session.id, roleId: session.roleId, probe: n, of: tries, alive: probe.alive, outputAgeMs: probe.outputAgeMs ?? null, ...probe.evidence, classification: said },
+        });
+        if (said !== 'HUNG') break; // dead, a screen for a person, or working: no more probes needed
+      }
+      const probe = seen.at(-1)!.probe;
+      const screens = new Set(seen.map((s) => s.probe.evidence?.screenHash));
+      const agreed = seen.length === tries && seen.every((s) => s.classification === 'HUNG') && screens.size === 1;
+      // Probes that disagree (one saw it silent, a later one saw output or a new screen): working, not hung.
+      const classification: ProbeClassification = seen.at(-1)!.classification === 'HUNG' && !agreed ? 'ARTIFACT_TIMEOUT' : seen.at(-1)!.classification;
+      const payload = { classification, ...(probe.hint ? { hint: probe.hint } : {}), outputAgeMs: probe.outputAgeMs ?? null, probes: seen.length, ...(seen.some((s) => s.classification === 'HUNG') ? { agreed } : {}) };
       if (classification === 'tmux_liveness_only') {
         await appendEvent(db, { runId: session.runId, type: 'artifact.timeout', idempotencyKey: key, payload });
       } else {

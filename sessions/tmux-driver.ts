@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DevflowError } from '../lib/errors.ts';
-import { processAlive, processGroupOf } from '../lib/processes.ts';
+import { processAlive, processGroupMembers, processGroupOf } from '../lib/processes.ts';
 import { requireAgentCli, type RealAgent, type ResolvedAgentCli } from './agent-cli.ts';
 import { sumUsage, type Conversation } from './agent-logs.ts';
 import type { LaunchOptions, ProbeResult, SessionDriver, SessionTarget, SessionUsage, StartedSession, TranscriptChunk } from './driver.ts';
@@ -298,14 +298,18 @@ export class TmuxDriver implements SessionDriver {
 
   async probe(t: SessionTarget): Promise<ProbeResult> {
     const pane = await this.pane(t);
-    if (!pane || pane.dead || !processAlive(pane.pid)) return { alive: false, outputAgeMs: undefined };
-    if (this.preset.cli) {
-      const screen = await this.screen(t);
-      if (!this.preset.isReady(screen) && !this.preset.isBusy(screen)) {
-        return { alive: true, outputAgeMs: undefined, hint: `the ${this.preset.name} agent is stopped at a screen that is neither its prompt nor work (${this.attachHint(t)}):\n${tidyScreen(screen)}` };
-      }
+    if (!pane || pane.dead || !processAlive(pane.pid)) return { alive: false, outputAgeMs: undefined, ...(pane ? { evidence: { pid: pane.pid, processGroupMembers: processGroupMembers(pane.pid).length } } : {}) };
+    const screen = await this.screen(t);
+    const evidence = {
+      pid: pane.pid,
+      processGroupMembers: processGroupMembers(pane.pid).length,
+      screenHash: screenHash(screen),
+      ...(this.preset.cli ? { busyMarker: this.preset.isBusy(screen) } : {}),
+    };
+    if (this.preset.cli && !this.preset.isReady(screen) && !evidence.busyMarker) {
+      return { alive: true, outputAgeMs: undefined, evidence, hint: `the ${this.preset.name} agent is stopped at a screen that is neither its prompt nor work (${this.attachHint(t)}):\n${tidyScreen(screen)}` };
     }
-    return { alive: true, outputAgeMs: Math.max(0, Date.now() - pane.activity) };
+    return { alive: true, outputAgeMs: Math.max(0, Date.now() - pane.activity), evidence };
   }
 
   /** The pane's whole history; a chunk's seq is the number of lines captured up to its end. */

@@ -310,6 +310,11 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     expectInOrder(snap.events, ['prompt.sent', 'artifact.expected', event, 'session.resuming', 'session.rebootstrapped', 'session.recovered', 'phase.started', 'session.busy', 'prompt.repaired', 'artifact.validated']);
     const probe = (await h.db.query.runEvents.findFirst({ where: (e, { and, eq }) => and(eq(e.runId, runId), eq(e.type, event)) }))!;
     expect(probe.payload).toMatchObject({ classification });
+    // What each probe saw is on record; HUNG only after three that agree.
+    const probes = await h.db.query.runEvents.findMany({ where: (e, { and, eq }) => and(eq(e.runId, runId), eq(e.type, 'session.probed')) });
+    expect(probes.map((p) => (p.payload as { classification: string }).classification)).toEqual(classification === 'HUNG' ? ['HUNG', 'HUNG', 'HUNG'] : [classification]);
+    if (classification === 'HUNG') expect(probe.payload).toMatchObject({ probes: 3, agreed: true });
+    if (backend === 'scripted') expect(probes[0]!.payload).toMatchObject({ alive: classification !== 'CRASHED', pid: expect.any(Number) });
     expect(h.prompts(runId, 'implementer', implementer[0]!.id).at(-1)).toContain(`session ${classification}`);
   });
 

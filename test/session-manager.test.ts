@@ -14,6 +14,7 @@ import { processAlive } from '../lib/processes.ts';
 import { waitFor } from '../lib/wait.ts';
 import type { SessionDriver, SessionDrivers } from '../sessions/driver.ts';
 import { sessionDrivers } from '../sessions/index.ts';
+import { sessionLifecycle } from '../sessions/lifecycle.ts';
 import { PRESETS } from '../sessions/presets.ts';
 import { TmuxDriver } from '../sessions/tmux-driver.ts';
 import { killProcessGroup, TmuxServer, tmuxSessionName } from '../sessions/tmux.ts';
@@ -187,6 +188,30 @@ describe('session manager', () => {
     await sm.shutdown();
     expect(await listEvents(db, runId)).toEqual(before);
     expect((await db.select().from(tuiSessions).where(eq(tuiSessions.id, sessionId)))[0]!.state).toBe('READY');
+  });
+
+  it('calls an agent HUNG only when several probes agree; probes that disagree (new output, a new screen) say it works', async () => {
+    const hostId = `host-${randomUUID().slice(0, 8)}`;
+    const silent = (screenHash: string) => ({ alive: true, outputAgeMs: 60_000, evidence: { pid: 4242, processGroupMembers: 3, screenHash, busyMarker: true } });
+    const cases = [
+      { seen: [silent('a'), silent('a'), silent('a')], classification: 'HUNG', probes: 3, agreed: true },
+      { seen: [silent('a'), { alive: true, outputAgeMs: 50, evidence: { pid: 4242, screenHash: 'b' } }], classification: 'ARTIFACT_TIMEOUT', probes: 2, agreed: false },
+      { seen: [silent('a'), silent('a'), silent('b')], classification: 'ARTIFACT_TIMEOUT', probes: 3, agreed: false },
+    ];
+    for (const c of cases) {
+      const { runId, sessionId } = await workingRun(hostId);
+      await transitionSession(db, { sessionId, to: 'BUSY', event: { type: 'session.busy', idempotencyKey: `t:${sessionId}:busy` } });
+      const queue = [...c.seen];
+      const stub = Object.assign(Object.create(driver) as TmuxDriver, { probe: async () => queue.shift()! });
+      const lifecycle = sessionLifecycle({ db, drivers: sessionDrivers({ scripted: stub }), hostId, probeIntervalMs: 10 });
+      const result = await lifecycle.probeSession({ sessionId, cycle: 'c1', maxHungMs: 30_000 });
+      expect(result.classification).toBe(c.classification);
+      const events = await listEvents(db, runId);
+      const probed = events.filter((e) => e.type === 'session.probed');
+      expect(probed.map((e) => e.payload)).toEqual(c.seen.map((p, i) => expect.objectContaining({ probe: i + 1, of: 3, alive: true, outputAgeMs: p.outputAgeMs, ...p.evidence })));
+      expect(events.find((e) => e.type === 'artifact.timeout')?.payload).toMatchObject({ classification: c.classification, probes: c.probes, agreed: c.agreed });
+      expect((await db.select().from(tuiSessions).where(eq(tuiSessions.id, sessionId)))[0]!.state).toBe(c.classification);
+    }
   });
 
   it('reaps tmux sessions of no active run with their processes, and keeps those of active runs', async () => {

@@ -174,7 +174,7 @@ export function useRunHarness(backend: HarnessBackend = 'fake', options: Harness
         connection: nativeConnection,
         namespace: 'default',
         taskQueue,
-        deps: { db, drivers: harness.drivers, workspaceRoot: harness.workspaceRoot, hostId, hostQueue: `devflow-host:${hostId}`, ...options.deps, ...overrides },
+        deps: { db, drivers: harness.drivers, workspaceRoot: harness.workspaceRoot, hostId, hostQueue: `devflow-host:${hostId}`, probeIntervalMs: 200, ...options.deps, ...overrides },
         workflowBundle: bundle,
         shutdownGraceTime: '2 seconds',
       });
