@@ -56,6 +56,8 @@ const envSchema = z
     DEVFLOW_CODEX_PATH: optionalText,
     DEVFLOW_SHUTDOWN_DRAIN_MS: z.coerce.number().int().min(0).default(10_000),
     DEVFLOW_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(100).default(15_000),
+    DEVFLOW_HUNG_PROBES: z.coerce.number().int().min(1).max(20).default(3),
+    DEVFLOW_PROBE_INTERVAL_MS: z.coerce.number().int().min(0).default(2_000),
     DEVFLOW_WEBHOOK_URLS: z
       .string()
       .trim()
@@ -118,6 +120,8 @@ export interface DevflowConfig {
   shutdownDrainMs: number;
   /** How often each worker looks for stranded runs and leftover agents. */
   reconcileIntervalMs: number;
+  /** Probes that must agree before an agent counts as HUNG, and the pause between them. */
+  probes: { hung: number; intervalMs: number };
   /** Where a gate that opens and a run that ends are POSTed, signed with the secret, tried `attempts` times. */
   webhooks: { urls: string[]; secret: string | undefined; attempts: number };
   maxConcurrentRuns: number;
@@ -177,6 +181,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): DevflowConf
     },
     shutdownDrainMs: env.DEVFLOW_SHUTDOWN_DRAIN_MS,
     reconcileIntervalMs: env.DEVFLOW_RECONCILE_INTERVAL_MS,
+    probes: { hung: env.DEVFLOW_HUNG_PROBES, intervalMs: env.DEVFLOW_PROBE_INTERVAL_MS },
     webhooks: { urls: env.DEVFLOW_WEBHOOK_URLS, secret: env.DEVFLOW_WEBHOOK_SECRET, attempts: env.DEVFLOW_WEBHOOK_ATTEMPTS },
     maxConcurrentRuns: env.DEVFLOW_MAX_CONCURRENT_RUNS,
     maxRunsPerRepo: env.DEVFLOW_MAX_RUNS_PER_REPO,

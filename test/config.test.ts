@@ -17,6 +17,7 @@ describe('configuration', () => {
       maxConcurrentRuns: 20,
       maxRunsPerRepo: 0,
       reconcileIntervalMs: 15_000,
+      probes: { hung: 3, intervalMs: 2000 },
       webhooks: { urls: [], secret: undefined, attempts: 8 },
     });
     expect(resolvedServices(config)).toEqual({

@@ -31,7 +31,7 @@ describe('migrations', () => {
     expect(applied.rows.map((r) => Number(r.created_at))).toEqual(journal.entries.map((e) => e.when));
     const tables = await handle.pool.query("select table_name from information_schema.tables where table_schema = 'public' order by 1");
     expect(tables.rows.map((r) => r.table_name)).toEqual([
-      'agent_personas', 'agent_usage', 'approval_decisions', 'approval_requests', 'artifact_schemas', 'artifacts', 'run_events', 'run_phases', 'runs',
+      'agent_personas', 'agent_usage', 'approval_decisions', 'approval_requests', 'artifact_schemas', 'artifacts', 'notification_outbox', 'run_events', 'run_phases', 'runs',
       'stack_checks', 'tui_sessions', 'tui_transcripts', 'workflow_templates',
     ]);
   });

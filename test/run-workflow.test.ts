@@ -558,7 +558,7 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
 
   if (backend === 'scripted') it('restarts an agent lost mid-phase by itself, once: the attempt fails with process_lost and the phase goes on', async () => {
     const { runId, handle } = await h.start({ scenarios: { spec: ['timeout', 'ok'] }, timing: { ...h.timing, artifactTimeoutMs: 60_000 } });
-    await waitFor('the spec prompt', 20_000, async () => (await h.snapshot(runId)).events.includes('artifact.expected'), 50);
+    await waitFor('the spec prompt', 60_000, async () => (await h.snapshot(runId)).events.includes('artifact.expected'), 50);
     const [lostSession] = (await h.snapshot(runId)).sessions;
     await killProcessGroup(lostSession!.lastKnownPanePid!);
     expect(await restartRecovery()).toMatchObject([{ sessionId: lostSession!.id, outcome: 'restarting' }]);
@@ -577,7 +577,7 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
 
   if (backend === 'scripted') it('asks a person at session_recovery_required when the agent is lost mid-phase again after its automatic restart, then retries', async () => {
     const { runId, handle } = await h.start({ scenarios: { spec: ['timeout', 'ok'] }, timing: { ...h.timing, artifactTimeoutMs: 60_000 } });
-    await waitFor('the spec prompt', 20_000, async () => (await h.snapshot(runId)).events.includes('artifact.expected'), 50);
+    await waitFor('the spec prompt', 60_000, async () => (await h.snapshot(runId)).events.includes('artifact.expected'), 50);
     const [lostSession] = (await h.snapshot(runId)).sessions;
     await h.db.update(tuiSessions).set({ processLostRecoveries: 1 }).where(eq(tuiSessions.id, lostSession!.id));
     await killProcessGroup(lostSession!.lastKnownPanePid!);

@@ -69,7 +69,7 @@ await runMain('worker', async () => {
 
   const connection = await NativeConnection.connect({ address: services.temporalAddress });
   const hostQueue = hostTaskQueue(config.hostId);
-  const deps = { db: database.db, drivers: sessions.trackedDrivers(), workspaceRoot: config.workspaceRoot, hostId: config.hostId, hostQueue, webhooks: config.webhooks };
+  const deps = { db: database.db, drivers: sessions.trackedDrivers(), workspaceRoot: config.workspaceRoot, hostId: config.hostId, hostQueue, webhooks: config.webhooks, hungProbes: config.probes.hung, probeIntervalMs: config.probes.intervalMs };
   const workers = await createDevflowWorkers({ connection, namespace: config.temporal.namespace, taskQueue: config.taskQueue, deps });
   // Runs whose workflow is gone or closed are settled; agents of ended runs on this host disposed.
   const reconciler = startReconciler(new Reconciler({ db: database.db, client, hostId: config.hostId, finalize: createFinalizeActivities(deps), log }), config.reconcileIntervalMs, log);

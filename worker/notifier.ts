@@ -2,7 +2,7 @@
 // delivery workflow, once, in order. Safe with several workers: a row is taken under
 // `for update skip locked` and marked in the same transaction as it is handed over.
 import type { Client } from '@temporalio/client';
-import { asc, eq, inArray, isNull } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNull } from 'drizzle-orm';
 import type { WebhookDelivery } from '../activities/webhooks.ts';
 import type { Database } from '../db/client.ts';
 import { notificationOutbox, runEvents } from '../db/schema.ts';
@@ -21,6 +21,8 @@ export interface NotifierOptions {
   log?: Logger;
   /** Older notifications (queued while no webhook was configured, or all workers were down) are skipped (default 1 h). */
   maxAgeMs?: number;
+  /** Only these runs' notifications (default: every run's); for a notifier sharing its database with others, as in tests. */
+  onlyRuns?: () => string[];
 }
 
 export class Notifier {
@@ -29,12 +31,13 @@ export class Notifier {
   /** Hands over what is queued; returns how many were handed over (and how many skipped as too old). */
   async dispatch(): Promise<{ sent: number; skipped: number }> {
     const { db, client } = this.options;
+    if (this.options.onlyRuns?.().length === 0) return { sent: 0, skipped: 0 };
     return db.transaction(async (tx) => {
       const rows = await tx
         .select({ eventId: runEvents.id, runId: runEvents.runId, seq: runEvents.seq, type: runEvents.type, payload: runEvents.payload, at: runEvents.createdAt })
         .from(notificationOutbox)
         .innerJoin(runEvents, eq(runEvents.id, notificationOutbox.eventId))
-        .where(isNull(notificationOutbox.dispatchedAt))
+        .where(this.options.onlyRuns ? and(isNull(notificationOutbox.dispatchedAt), inArray(notificationOutbox.runId, this.options.onlyRuns())) : isNull(notificationOutbox.dispatchedAt))
         .orderBy(asc(notificationOutbox.eventId))
         .limit(100)
         .for('update', { of: notificationOutbox, skipLocked: true });
