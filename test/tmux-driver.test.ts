@@ -67,11 +67,12 @@ describe('tmux backend', () => {
     await waitFor('the hung agent to be silent 1.5 s and the crashed one gone', 10_000, async () =>
       ((await driver.probe(hung)).outputAgeMs ?? 0) >= 1_500 && !(await driver.probe(crashed)).alive);
     const [b, h, c] = await Promise.all([driver.probe(busy), driver.probe(hung), driver.probe(crashed)]);
-    expect(b).toEqual({ alive: true, outputAgeMs: expect.any(Number) });
+    expect(b).toEqual({ alive: true, outputAgeMs: expect.any(Number), evidence: { pid: expect.any(Number), processGroupMembers: expect.any(Number), screenHash: expect.stringMatching(/^[0-9a-f]{16}$/) } });
+    expect(b.evidence!.processGroupMembers).toBeGreaterThanOrEqual(1);
     expect(b.outputAgeMs!).toBeLessThan(1_500);
     expect(h.alive).toBe(true);
     expect(h.outputAgeMs!).toBeGreaterThanOrEqual(1_500);
-    expect(c).toEqual({ alive: false, outputAgeMs: undefined });
+    expect(c).toEqual({ alive: false, outputAgeMs: undefined, evidence: { pid: expect.any(Number), processGroupMembers: 0 } });
     // A crashed agent's pane stays for its transcript; a rebootstrap brings a fresh agent.
     expect((await driver.captureTranscript(crashed, 0))[0]!.chunk).toContain('crashing (scenario crash)');
     const again = await driver.rebootstrap(crashed);
