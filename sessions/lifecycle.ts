@@ -189,14 +189,19 @@ export function sessionLifecycle(deps: SessionContext) {
       })).row;
     }
     if (current.state === 'RESUMING') {
-      // With its conversation where the agent kept one; the event says which.
-      const started = await driver.rebootstrap(targetOf(current), recordDialogs(current, cycle));
+      // An agent that is alive and not hung (it is working, or idle at its prompt) is kept: the
+      // repair prompt goes to it as it is. Otherwise it is restarted, with its conversation
+      // where the agent kept one; the event says which.
+      const wasLate = session.state === 'ARTIFACT_TIMEOUT';
+      const started = wasLate && (await driver.resume(targetOf(current)).catch(() => false))
+        ? { kept: true, reason: 'alive and not hung: kept, and reminded by the repair prompt' }
+        : await driver.rebootstrap(targetOf(current), recordDialogs(current, cycle));
       checkpoint(deps, 'rebootstrap:restarted');
       current = (await transitionSession(db, {
         sessionId: session.id,
         to: 'REBOOTSTRAPPED',
         event: { type: 'session.rebootstrapped', idempotencyKey: key('rebootstrapped'), payload: { ...started } },
-        set: startedColumns(started),
+        set: 'kept' in started ? {} : startedColumns(started),
       })).row;
     }
     if (current.state === 'REBOOTSTRAPPED') {

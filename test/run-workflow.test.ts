@@ -298,7 +298,7 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     ['timeout', 'ARTIFACT_TIMEOUT', 'artifact.timeout'],
     ['hang', 'HUNG', 'artifact.timeout'],
     ['crash', 'CRASHED', 'session.crashed'],
-  ] as const)('recovers from %s: classify %s, rebootstrap, one repair prompt, then ok', async (scenario, classification, event) => {
+  ] as const)('recovers from %s: classify %s, keep or restart the agent, one repair prompt, then ok', async (scenario, classification, event) => {
     const { runId, handle } = await h.start({ scenarios: { implement: [scenario, 'ok'] } });
     await decide(h, runId, 'spec_approved', 'approve');
     expect((await handle.result()).state).toBe('completed');
@@ -316,6 +316,10 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     if (classification === 'HUNG') expect(probe.payload).toMatchObject({ probes: 3, agreed: true });
     if (backend === 'scripted') expect(probes[0]!.payload).toMatchObject({ alive: classification !== 'CRASHED', pid: expect.any(Number) });
     expect(h.prompts(runId, 'implementer', implementer[0]!.id).at(-1)).toContain(`session ${classification}`);
+    // An agent that is late but alive and not hung is kept (the same process gets the repair prompt); a hung or crashed one is restarted.
+    const recovered = snap.events.includes('session.rebootstrapped') ? (await h.db.query.runEvents.findFirst({ where: (e, { and, eq }) => and(eq(e.runId, runId), eq(e.type, 'session.rebootstrapped')) }))! : undefined;
+    if (classification === 'ARTIFACT_TIMEOUT') expect(recovered?.payload).toMatchObject({ kept: true });
+    else expect(recovered?.payload).not.toHaveProperty('kept');
   });
 
   it('raises artifact_timeout_exhausted when the repair times out too; reject ends the run failed', async () => {

@@ -380,7 +380,8 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
         } catch (error) {
           return gateFor(error, 'session_recovery_required', 'FAILED_NEEDS_HUMAN');
         }
-        errors = [`no artifact was written within ${timeoutMs} ms (session ${probe.classification}); the session was restarted`];
+        const done = probe.classification === 'ARTIFACT_TIMEOUT' ? 'your session was kept as it is' : 'your session was restarted';
+        errors = [`no artifact was written within ${timeoutMs} ms (session ${probe.classification}); ${done}`];
       }
       promptKind = 'repair';
     }
