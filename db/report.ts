@@ -1,5 +1,6 @@
 // The final report of a run (SPEC section 8): rendered from the database alone, so writing it
 // again (report repair) gives the same file.
+import { randomUUID } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { and, asc, eq, inArray } from 'drizzle-orm';
@@ -149,8 +150,11 @@ export async function writeRunReport(db: Database, runId: string, workspaceRoot:
   const file = reportPathFor(workspaceRoot, runId);
   const text = renderReport(await loadReportData(db, runId, workspaceRoot));
   await mkdir(path.dirname(file), { recursive: true });
-  await writeFile(`${file}.tmp`, text);
-  await rename(`${file}.tmp`, file);
+  // Two writers at once (the run's last step, and the API repairing a report it found missing)
+  // each write their own temporary file: the same text, and the last rename wins.
+  const temporary = `${file}.${randomUUID()}.tmp`;
+  await writeFile(temporary, text);
+  await rename(temporary, file);
   await db.transaction(async (tx) => {
     await tx.update(runs).set({ finalReportPath: file }).where(eq(runs.id, runId));
     await appendEvent(tx, { runId, type: 'report.written', idempotencyKey: runKeys.report(runId), payload: { path: file } });

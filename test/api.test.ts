@@ -2,12 +2,13 @@
 // every route, bad input, auth, and the 409/429/503 answers.
 import { rm } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { Connection } from '@temporalio/client';
 import { count, eq, notInArray } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { repairMissingReports } from '../api/runs.ts';
+import { writeRunReport } from '../db/report.ts';
 import { buildApi, type ApiDeps } from '../api/server.ts';
 import { connectDatabase } from '../db/client.ts';
 import { approvalDecisions, runPhases, runs, tuiSessions } from '../db/schema.ts';
@@ -357,5 +358,16 @@ describe('final report repair', () => {
     expect(json(replay)).toMatchObject({ action: 'reject', runState: 'failed' });
     expect(existsSync(run!.finalReportPath!)).toBe(true);
     expect(await h.db.select().from(approvalDecisions).where(eq(approvalDecisions.approvalRequestId, approvalId))).toEqual(decisionsBefore);
+  });
+
+  it('writes a report from many readers at once (the run ending, the API repairing it) without an error', async () => {
+    const { runId } = await startRun();
+    const approvalId = await pendingApproval(runId, 'spec_approved');
+    await api.inject({ method: 'POST', url: `/v1/runs/${runId}/approvals/${approvalId}`, payload: { action: 'abort', clientToken: 'stop' } });
+    await waitForState(runId, 'aborted');
+    const written = await Promise.all(Array.from({ length: 8 }, () => writeRunReport(h.db, runId, h.workspaceRoot)));
+    expect(new Set(written).size).toBe(1);
+    expect(readFileSync(written[0]!, 'utf8')).toContain('**Outcome:** aborted');
+    expect(readdirSync(h.workspaceRoot).filter((f) => f.startsWith(runId) && f.endsWith('.tmp'))).toEqual([]);
   });
 });
