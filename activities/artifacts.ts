@@ -63,9 +63,6 @@ export function fieldAt(value: unknown, dotted: string): unknown {
   return dotted.split('.').reduce<unknown>((at, part) => (at && typeof at === 'object' ? (at as Record<string, unknown>)[part] : undefined), value);
 }
 
-export function formatIssues(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string[] {
-  return issues.map((issue) => `${issue.path.length ? issue.path.map(String).join('.') : '(root)'}: ${issue.message}`);
-}
 
 export function createArtifactActivities(deps: ActivityDeps) {
   return {

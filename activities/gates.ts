@@ -8,6 +8,7 @@ import type { DecisionAction, SessionState } from '../db/state-machines.ts';
 import { transitionPhase, transitionRun, transitionSession } from '../db/transitions.ts';
 import { gateKeys, phaseKeys, runKeys, sessionKeys } from '../lib/keys.ts';
 import { checkpoint, type ActivityDeps } from './deps.ts';
+import { WORKING_PHASE_STATES } from '../sessions/lifecycle.ts';
 
 /** A gate opened, or (the run was paused under the step) the gate that paused it, where the workflow waits instead. */
 export type GateOpened = { approvalRequestId: string } | { pausedBy: string };
@@ -103,7 +104,7 @@ export function createGateActivities(deps: ActivityDeps) {
      */
     async failAttemptForLostAgent(input: { phaseId: string; attempt: number; sessionId: string }): Promise<void> {
       const [phase] = await db.select().from(runPhases).where(eq(runPhases.id, input.phaseId));
-      if (!phase || !['running', 'awaiting_artifact', 'validating'].includes(phase.state)) return;
+      if (!phase || !WORKING_PHASE_STATES.includes(phase.state)) return;
       await transitionPhase(db, {
         phaseId: input.phaseId,
         to: 'failed',

@@ -11,8 +11,8 @@ import { writeRunReport } from '../db/report.ts';
 import { createRun } from '../db/runs.ts';
 import { artifacts, runPhases, runs, tuiSessions, workflowTemplates } from '../db/schema.ts';
 import { TERMINAL_RUN_STATES } from '../db/state-machines.ts';
-import { listEvents } from '../db/events.ts';
-import { phaseStops, runStop, sessionStops } from '../db/stops.ts';
+import { listEventsOfTypes } from '../db/events.ts';
+import { phaseStops, runStop, sessionStops, STOP_EVENT_TYPES } from '../db/stops.ts';
 import { runUsage } from '../db/usage.ts';
 import { workflowIds } from '../lib/keys.ts';
 import { checkRunSource } from '../lib/runs.ts';
@@ -147,7 +147,7 @@ export function registerRunRoutes(app: App, deps: RouteDeps): void {
       runUsage(db, run.id),
     ]);
     const artifactsOut = artifactRows.map((a) => ({ ...a, validationError: a.validationError as Record<string, unknown> | null }));
-    const events = await listEvents(db, run.id);
+    const events = await listEventsOfTypes(db, run.id, STOP_EVENT_TYPES);
     const phaseKey = new Map(phases.map((p) => [p.id, p.phaseKey]));
     const stop = runStop(run, approvals, events, (id) => (id ? (phaseKey.get(id) ?? null) : null));
     const ofPhase = phaseStops(phases, events);

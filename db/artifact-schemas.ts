@@ -28,11 +28,16 @@ export async function pinnedSchema(executor: Executor, runId: string, schemaId: 
 
 const validator = jsonSchemaValidator();
 
+/** zod's issues as `path: message` lines. */
+export function formatIssues(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string[] {
+  return issues.map((issue) => `${issue.path.length ? issue.path.map(String).join('.') : '(root)'}: ${issue.message}`);
+}
+
 /** The problems of a parsed artifact under its schema, each `path: message`; none when valid. */
 export function artifactProblems(schema: RegisteredSchema, value: unknown): string[] {
   if (isArtifactSchemaId(schema.id)) {
     const result = zodSchemas[schema.id].safeParse(value);
-    return result.success ? [] : result.error.issues.map((i) => `${i.path.length ? i.path.map(String).join('.') : '(root)'}: ${i.message}`);
+    return result.success ? [] : formatIssues(result.error.issues);
   }
   const validate = validator.getSchema(schema.hash) ?? (validator.addSchema(schema.definition, schema.hash), validator.getSchema(schema.hash)!);
   if (validate(value)) return [];

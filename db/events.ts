@@ -1,5 +1,5 @@
 // The run event log: append-only, per-run gapless `seq`, idempotent by key.
-import { and, eq, gt, asc, sql } from 'drizzle-orm';
+import { and, eq, gt, asc, inArray, sql } from 'drizzle-orm';
 import { DevflowError } from '../lib/errors.ts';
 import type { Executor } from './client.ts';
 import { notificationOutbox, runEvents, runs } from './schema.ts';
@@ -70,6 +70,11 @@ export async function appendEvent(executor: Executor, event: NewEvent): Promise<
     if (NOTIFIED_EVENT_TYPES.has(event.type)) await tx.insert(notificationOutbox).values({ eventId: inserted!.id, runId: event.runId });
     return { event: inserted!, created: true };
   });
+}
+
+/** A run's events of these types, in seq order. */
+export async function listEventsOfTypes(executor: Executor, runId: string, types: string[]): Promise<RunEvent[]> {
+  return executor.select().from(runEvents).where(and(eq(runEvents.runId, runId), inArray(runEvents.type, types))).orderBy(asc(runEvents.seq));
 }
 
 export async function findEventByKey(executor: Executor, idempotencyKey: string): Promise<RunEvent | undefined> {

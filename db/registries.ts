@@ -3,7 +3,7 @@
 // that pinned the old hash must not drift. Definitions with problems are not registered.
 import { eq } from 'drizzle-orm';
 import { canonicalHash } from '../lib/canonical-json.ts';
-import { loadDefinitions, type DefinitionFile, type LoadedDefinitions, type Problem } from '../schemas/definitions.ts';
+import { loadDefinitions, type Problem } from '../schemas/definitions.ts';
 import type { Executor } from './client.ts';
 import { agentPersonas, artifactSchemas, workflowTemplates } from './schema.ts';
 
@@ -22,30 +22,25 @@ export interface SyncResult {
   problemsOf: Map<string, Problem[]>;
 }
 
-type VersionedTable = typeof workflowTemplates | typeof agentPersonas;
+type RegistryTable = typeof workflowTemplates | typeof agentPersonas | typeof artifactSchemas;
 
 function versionReused(file: string, id: string, stored: string, hash: string): Problem {
   return { file, path: '(file)', message: `changed but still declares ${id} (stored hash ${stored.slice(0, 12)}, file hash ${hash.slice(0, 12)}): give the changed definition a new version; runs pinned to the old one keep it` };
 }
 
-async function upsertVersioned<T extends { name: string; version: number }>(executor: Executor, table: VersionedTable, entry: DefinitionFile<T>): Promise<RegistryEntry | Problem> {
+/** Stores a definition by its id and hash; the same id with another hash is a version reused. */
+async function upsertHashed(executor: Executor, table: RegistryTable, entry: { file: string; id: string; definition: object }, columns: Record<string, unknown> = {}): Promise<RegistryEntry | Problem> {
   const hash = canonicalHash(entry.definition);
-  const values = { id: entry.id, name: entry.definition.name, version: entry.definition.version, hash, definition: entry.definition };
-  const inserted = await executor.insert(table).values(values).onConflictDoNothing().returning({ id: table.id });
+  const values = { id: entry.id, hash, definition: entry.definition, ...columns };
+  const inserted = await executor.insert(table).values(values as typeof workflowTemplates.$inferInsert).onConflictDoNothing().returning({ id: table.id });
   if (inserted.length > 0) return { id: entry.id, hash, status: 'inserted' };
   const [stored] = await executor.select({ hash: table.hash }).from(table).where(eq(table.id, entry.id));
   if (stored?.hash !== hash) return versionReused(entry.file, entry.id, stored?.hash ?? '', hash);
   return { id: entry.id, hash, status: 'unchanged' };
 }
 
-async function upsertSchema(executor: Executor, entry: LoadedDefinitions['schemas'][number]): Promise<RegistryEntry | Problem> {
-  const hash = canonicalHash(entry.definition);
-  const inserted = await executor.insert(artifactSchemas).values({ id: entry.id, hash, definition: entry.definition }).onConflictDoNothing().returning({ id: artifactSchemas.id });
-  if (inserted.length > 0) return { id: entry.id, hash, status: 'inserted' };
-  const [stored] = await executor.select({ hash: artifactSchemas.hash }).from(artifactSchemas).where(eq(artifactSchemas.id, entry.id));
-  if (stored?.hash !== hash) return versionReused(entry.file, entry.id, stored?.hash ?? '', hash);
-  return { id: entry.id, hash, status: 'unchanged' };
-}
+/** Templates and personas also keep their name and version in columns of their own. */
+const named = (d: { name: string; version: number }) => ({ name: d.name, version: d.version });
 
 const isProblem = (x: RegistryEntry | Problem): x is Problem => 'message' in x;
 
@@ -75,8 +70,8 @@ export async function syncRegistries(executor: Executor, options: { userRoot?: s
       for (const item of items) results.push(await upsert(item));
       return results;
     };
-    const personas = sort(await inTurn(loaded.personas, (p) => upsertVersioned(tx, agentPersonas, p)), loaded.personas.map((p) => p.id));
-    const schemas = sort(await inTurn(loaded.schemas, (s) => upsertSchema(tx, s)), loaded.schemas.map((s) => s.id));
+    const personas = sort(await inTurn(loaded.personas, (p) => upsertHashed(tx, agentPersonas, p, named(p.definition))), loaded.personas.map((p) => p.id));
+    const schemas = sort(await inTurn(loaded.schemas, (s) => upsertHashed(tx, artifactSchemas, s)), loaded.schemas.map((s) => s.id));
     const sound = loaded.templates.filter((t) => {
       const leaning = [...Object.values(t.definition.roles).map((r) => r.persona), ...t.definition.phases.map((p) => p.artifact.schema)].filter((id) => refused.has(id));
       if (leaning.length === 0) return true;
@@ -88,7 +83,7 @@ export async function syncRegistries(executor: Executor, options: { userRoot?: s
     });
     const templates: RegistryEntry[] = [];
     for (const t of sound) {
-      const result = await upsertVersioned(tx, workflowTemplates, t);
+      const result = await upsertHashed(tx, workflowTemplates, t, named(t.definition));
       if (isProblem(result)) {
         problems.push(result);
         problemsOf.set(t.id, [result]);

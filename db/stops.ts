@@ -29,6 +29,9 @@ interface EventLike {
 }
 
 const TERMINAL_EVENTS = new Set(['run.completed', 'run.failed', 'run.aborted']);
+const SESSION_STOP_EVENTS = ['session.process_lost', 'session.crashed', 'artifact.timeout', 'session.failed', 'session.closed'];
+/** The only events a stop is read from: a reader fetches these, not a run's whole log. */
+export const STOP_EVENT_TYPES: string[] = [...TERMINAL_EVENTS, 'phase.failed', ...SESSION_STOP_EVENTS];
 
 /** The code a failure's reason carries: its error code (`agent_start_failed: …`), or what its words say. */
 export function codeOf(reason: string, fallback: string): string {
@@ -98,7 +101,7 @@ export function sessionStops(sessions: { id: string; roleId: string; state: stri
   for (const session of sessions) {
     if (!['CRASHED', 'HUNG', 'ARTIFACT_TIMEOUT', 'FAILED_NEEDS_HUMAN', 'CLOSED'].includes(session.state)) continue;
     const mine = events.filter((e) => (e.payload as { sessionId?: string } | null)?.sessionId === session.id);
-    const last = mine.reverse().find((e) => ['session.process_lost', 'session.crashed', 'artifact.timeout', 'session.failed', 'session.closed'].includes(e.type));
+    const last = mine.reverse().find((e) => SESSION_STOP_EVENTS.includes(e.type));
     const payload = (last?.payload ?? {}) as { reason?: string; recovery?: string; classification?: string };
     if (session.state === 'CLOSED') {
       stops.set(session.id, { code: 'run_ended', reason: payload.reason ?? 'its run ended', next: 'nothing: its transcript and usage are kept' });

@@ -4,7 +4,7 @@
 // transition of the session machine, so a retry continues from the state the row is in.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { and, eq, ne, sql } from 'drizzle-orm';
-import type { Database } from '../db/client.ts';
+import type { Database, Executor } from '../db/client.ts';
 import { appendEvent, findEventByKey } from '../db/events.ts';
 import { agentUsage, runPhases, tuiSessions, tuiTranscripts } from '../db/schema.ts';
 import { TERMINAL_SESSION_STATES, type RunState } from '../db/state-machines.ts';
@@ -67,6 +67,16 @@ function withSession(error: DevflowError, sessionId: string): DevflowError {
 /** Probes that must agree before an agent counts as HUNG, and the pause between them. */
 export const HUNG_PROBES = 3;
 const PROBE_INTERVAL_MS = 2_000;
+
+/** Phase states in which a role is working with its agent (not waiting at a gate, not done). */
+export const WORKING_PHASE_STATES: readonly string[] = ['running', 'awaiting_artifact', 'validating'];
+
+/** The run is working with this role now: it is executing, and its current phase is the role's and waits for its agent. */
+export async function roleIsWorking(executor: Executor, roleId: string, runState: RunState, currentPhaseId: string | null): Promise<boolean> {
+  if (runState !== 'executing' || !currentPhaseId) return false;
+  const [phase] = await executor.select().from(runPhases).where(eq(runPhases.id, currentPhaseId));
+  return phase?.roleId === roleId && WORKING_PHASE_STATES.includes(phase.state);
+}
 
 /** How many times devflow restarts a session whose agent process is gone before a person is asked. */
 export const PROCESS_LOST_RECOVERIES = 1;
@@ -303,11 +313,11 @@ export function sessionLifecycle(deps: SessionContext) {
         });
         if (said !== 'HUNG') break; // dead, a screen for a person, or working: no more probes needed
       }
-      const probe = seen.at(-1)!.probe;
-      const screens = new Set(seen.map((s) => s.probe.evidence?.screenHash));
-      const agreed = seen.length === tries && seen.every((s) => s.classification === 'HUNG') && screens.size === 1;
+      const { probe, classification: last } = seen.at(-1)!;
+      // The loop stops at the first probe that is not HUNG: a last HUNG means every probe said so; they agree when the screen never changed.
+      const agreed = last === 'HUNG' && new Set(seen.map((s) => s.probe.evidence?.screenHash)).size === 1;
       // Probes that disagree (one saw it silent, a later one saw output or a new screen): working, not hung.
-      const classification: ProbeClassification = seen.at(-1)!.classification === 'HUNG' && !agreed ? 'ARTIFACT_TIMEOUT' : seen.at(-1)!.classification;
+      const classification: ProbeClassification = last === 'HUNG' && !agreed ? 'ARTIFACT_TIMEOUT' : last;
       const payload = { classification, ...(probe.hint ? { hint: probe.hint } : {}), outputAgeMs: probe.outputAgeMs ?? null, probes: seen.length, ...(seen.some((s) => s.classification === 'HUNG') ? { agreed } : {}) };
       if (classification === 'tmux_liveness_only') {
         await appendEvent(db, { runId: session.runId, type: 'artifact.timeout', idempotencyKey: key, payload });
@@ -378,10 +388,8 @@ export async function failLostSession(
       event: { type: 'session.failed', idempotencyKey: key('failed'), payload: { reason: 'session_recovery_required', resumeAttempts: context.resumeAttempts } },
       set: { recoveryAttempts: session.recoveryAttempts + 1 },
     });
-    const [phase] = context.currentPhaseId ? await tx.select().from(runPhases).where(eq(runPhases.id, context.currentPhaseId)) : [];
     // A role whose phase waits at its gate does not need its agent until it works again: the gate stays as it is.
-    const working = context.runState === 'executing' && phase?.roleId === session.roleId && ['running', 'awaiting_artifact', 'validating'].includes(phase.state);
-    if (!working) return undefined;
+    if (!(await roleIsWorking(tx, session.roleId, context.runState, context.currentPhaseId))) return undefined;
     await transitionRun(tx, {
       runId: session.runId,
       to: 'paused',

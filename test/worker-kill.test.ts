@@ -66,6 +66,14 @@ async function startWorker(name: string, env: Record<string, string> = {}): Prom
   return child;
 }
 
+/** One worker per host: the ones an earlier test left are stopped (SIGTERM) before another starts. */
+async function stopWorkers(): Promise<void> {
+  for (const w of workers.filter((w) => w.exitCode === null && w.signalCode === null)) {
+    w.kill('SIGTERM');
+    await new Promise((resolve) => w.once('exit', resolve));
+  }
+}
+
 describe('a worker killed with SIGKILL mid-phase', () => {
   it('leaves a run that a new worker finishes, with one session per role and no duplicate prompts', async () => {
     const first = await startWorker('worker-1');
@@ -101,11 +109,7 @@ describe('a worker killed with SIGKILL mid-phase', () => {
 
 describe('a restart of the host: the worker stopped and its agents gone', () => {
   it('needs nobody: a run at its gate keeps it as it was, a run mid-phase gets its agent back and goes on', async () => {
-    // One worker per host: the one an earlier test left goes first.
-    for (const w of workers.filter((w) => w.exitCode === null && w.signalCode === null)) {
-      w.kill('SIGTERM');
-      await new Promise((resolve) => w.once('exit', resolve));
-    }
+    await stopWorkers();
     const first = await startWorker('restart-1');
     const start = async (scenarios: RunInput['scenarios']) => {
       const runId = randomUUID();
@@ -159,10 +163,7 @@ describe('a restart of the host: the worker stopped and its agents gone', () => 
 
 describe('a run whose workflow is terminated (from the Web UI or the Temporal CLI)', () => {
   it('is settled failed by the worker, with a report and no agent left, within a few reconcile intervals', async () => {
-    for (const w of workers.filter((w) => w.exitCode === null && w.signalCode === null)) {
-      w.kill('SIGTERM');
-      await new Promise((resolve) => w.once('exit', resolve));
-    }
+    await stopWorkers();
     await startWorker('reconcile', { DEVFLOW_RECONCILE_INTERVAL_MS: '1000' });
     const runId = randomUUID();
     const input: RunInput = {

@@ -4,14 +4,14 @@
 import { and, eq, inArray, ne, notInArray } from 'drizzle-orm';
 import type pg from 'pg';
 import type { Database } from '../db/client.ts';
-import { runPhases, runs, tuiSessions } from '../db/schema.ts';
-import { TERMINAL_RUN_STATES, type RunState } from '../db/state-machines.ts';
+import { runs, tuiSessions } from '../db/schema.ts';
+import { TERMINAL_RUN_STATES } from '../db/state-machines.ts';
 import type { TuiSession } from '../db/transitions.ts';
 import { canonicalHash } from '../lib/canonical-json.ts';
 import { DevflowError } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { SessionDriver, SessionDrivers } from '../sessions/driver.ts';
-import { failLostSession, markProcessLost, PROCESS_LOST_RECOVERIES, targetOf } from '../sessions/lifecycle.ts';
+import { failLostSession, markProcessLost, PROCESS_LOST_RECOVERIES, roleIsWorking, targetOf } from '../sessions/lifecycle.ts';
 import { tmuxSessionName, type TmuxServer } from '../sessions/tmux.ts';
 
 /** Backends whose sessions live in this host's tmux server. */
@@ -46,13 +46,6 @@ export interface SessionManagerOptions {
   shutdownDrainMs?: number;
   /** Tells the run's workflow that a session was lost and a gate opened (a Temporal signal). */
   notifyRun?: (runId: string, lost: RecoveredSession) => Promise<void>;
-}
-
-/** The run is working with this role now: its current phase is the role's and waits for its agent. */
-async function roleIsWorking(db: Database, session: TuiSession, runState: RunState, currentPhaseId: string | null): Promise<boolean> {
-  if (runState !== 'executing' || !currentPhaseId) return false;
-  const [phase] = await db.select().from(runPhases).where(eq(runPhases.id, currentPhaseId));
-  return phase?.roleId === session.roleId && ['running', 'awaiting_artifact', 'validating'].includes(phase.state);
 }
 
 export function sessionManagerLockKey(hostId: string): bigint {
@@ -149,7 +142,7 @@ export class SessionManager {
         continue;
       }
       if (session.processLostRecoveries < PROCESS_LOST_RECOVERIES) {
-        const working = await roleIsWorking(db, session, runState, currentPhaseId);
+        const working = await roleIsWorking(db, session.roleId, runState, currentPhaseId);
         const seen = await this.options.drivers.forBackend(session.backend).probe(targetOf(session)).catch(() => undefined);
         await markProcessLost(db, session, seen, { resumeTries: this.options.resumeAttempts ?? 3, noticedBy: 'worker start', working });
         const outcome: RecoveredSession = { ...base, outcome: working ? 'restarting' : 'idle' };
