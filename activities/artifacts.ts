@@ -1,21 +1,20 @@
 // Waiting for an artifact and validating it (SPEC section 6).
 import { watch, type FSWatcher } from 'node:fs';
-import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { and, eq } from 'drizzle-orm';
 import { artifacts } from '../db/schema.ts';
 import { transitionPhase } from '../db/transitions.ts';
+import { DEFAULT_MAX_ARTIFACT_BYTES, inspectArtifact, makeFolderInside, readArtifact, type FileSignature } from '../lib/artifact-files.ts';
 import { sha256 } from '../lib/canonical-json.ts';
-import { DevflowError } from '../lib/errors.ts';
+import { DevflowError, isDevflowError } from '../lib/errors.ts';
 import { promptKeys } from '../lib/keys.ts';
+import { worktreeHolding, worktreePathFor } from '../lib/runs.ts';
+import { storable } from '../lib/text.ts';
 import { artifactProblems, pinnedSchema } from '../db/artifact-schemas.ts';
 import { checkpoint, type ActivityDeps } from './deps.ts';
 
-export interface FileSignature {
-  size: number;
-  mtimeMs: number;
-}
+export type { FileSignature } from '../lib/artifact-files.ts';
 
 export interface AwaitArtifactInput {
   phaseKey: string;
@@ -36,24 +35,14 @@ interface WaitDetails {
   elapsedMs: number;
 }
 
-/** Not there yet (or no regular file): null. Unreadable, a problem for a person: it will not go away by waiting. */
-export async function signatureOf(file: string): Promise<FileSignature | null> {
-  try {
-    const s = await stat(file);
-    return s.isFile() ? { size: s.size, mtimeMs: s.mtimeMs } : null;
-  } catch (error) {
-    if (['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '')) return null;
-    throw unreadable(file, error);
-  }
-}
-
-function unreadable(file: string, error: unknown): DevflowError {
-  return new DevflowError({
-    code: 'artifact_unreadable',
-    message: `devflow cannot read the artifact ${file}: ${(error as Error).message}`,
-    recoveryHint: 'make the file (and its folders) readable by the user devflow runs as, then approve this gate',
-    cause: error,
-  });
+/**
+ * Not there yet (or no regular file): null. Something devflow refuses to read (a link out of the
+ * worktree) has the signature of the entry at the path, so it is waited for like a file and then
+ * refused by validation. Unreadable, a problem for a person: it will not go away by waiting.
+ */
+export async function signatureOf(worktree: string | undefined, file: string): Promise<FileSignature | null> {
+  const found = await inspectArtifact(worktree, file);
+  return found.state === 'absent' ? null : found.signature;
 }
 
 const same = (a: FileSignature | null, b: FileSignature | null) => a !== null && b !== null && a.size === b.size && a.mtimeMs === b.mtimeMs;
@@ -77,13 +66,15 @@ export function createArtifactActivities(deps: ActivityDeps) {
       const resumed = context.info.heartbeatDetails as WaitDetails | undefined;
       const startedAt = Date.now() - (resumed?.attempt === input.attempt ? resumed.elapsedMs : 0);
       const folder = path.dirname(input.artifactPath);
-      await mkdir(folder, { recursive: true });
+      const worktree = worktreeHolding(deps.workspaceRoot, input.artifactPath);
+      // A folder that leads out of the worktree is neither made nor watched (the poll still sees the file).
+      const inside = worktree !== undefined && (await makeFolderInside(worktree, folder));
 
       let wake: () => void = () => undefined;
       let watcher: FSWatcher | undefined;
       try {
-        watcher = watch(folder, () => wake());
-        watcher.on('error', () => undefined); // the poll still works
+        watcher = inside ? watch(folder, () => wake()) : undefined;
+        watcher?.on('error', () => undefined); // the poll still works
       } catch {
         watcher = undefined;
       }
@@ -91,7 +82,7 @@ export function createArtifactActivities(deps: ActivityDeps) {
         let candidate: { signature: FileSignature; since: number } | undefined;
         for (;;) {
           const now = Date.now();
-          const signature = await signatureOf(input.artifactPath);
+          const signature = await signatureOf(worktree, input.artifactPath);
           if (signature && !same(signature, input.baseline)) {
             if (candidate && same(candidate.signature, signature)) {
               if (now - candidate.since >= input.stabilityMs) return { status: 'found', signature };
@@ -126,9 +117,13 @@ export function createArtifactActivities(deps: ActivityDeps) {
       schemaId: string;
       loop?: { field: string; equals: unknown; quote?: string };
     }): Promise<{ valid: boolean; hash: string; errors: string[]; loop?: { matched: boolean; quote?: unknown } }> {
-      const bytes = await readFile(input.artifactPath).catch((error: unknown) => {
-        throw unreadable(input.artifactPath, error);
-      });
+      let bytes: Buffer;
+      try {
+        bytes = await readArtifact(worktreePathFor(deps.workspaceRoot, input.runId), input.artifactPath, deps.maxArtifactBytes ?? DEFAULT_MAX_ARTIFACT_BYTES);
+      } catch (error) {
+        if (!isDevflowError(error, 'artifact_outside_worktree') && !isDevflowError(error, 'artifact_too_large')) throw error;
+        return refuse(deps, input, error);
+      }
       const hash = sha256(bytes);
       let errors: string[] = [];
       let parsed: unknown;
@@ -138,6 +133,8 @@ export function createArtifactActivities(deps: ActivityDeps) {
         errors = [`not valid JSON: ${(error as Error).message}`];
       }
       if (errors.length === 0) errors = artifactProblems(await pinnedSchema(deps.db, input.runId, input.schemaId), parsed);
+      // Errors may quote the artifact (JSON.parse does): a NUL in it must not fail the write below.
+      errors = storable(errors);
       const valid = errors.length === 0;
       checkpoint(deps, 'validateArtifact:checked');
       await deps.db.transaction(async (tx) => {
@@ -174,7 +171,26 @@ export function createArtifactActivities(deps: ActivityDeps) {
       });
       if (!valid || !input.loop) return { valid, hash, errors };
       const said = fieldAt(parsed, input.loop.field);
-      return { valid, hash, errors, loop: { matched: said === input.loop.equals, ...(input.loop.quote ? { quote: fieldAt(parsed, input.loop.quote) ?? null } : {}) } };
+      // The quote is recorded with the loop (jsonb) and pasted into a prompt.
+      return { valid, hash, errors, loop: { matched: said === input.loop.equals, ...(input.loop.quote ? { quote: storable(fieldAt(parsed, input.loop.quote) ?? null) } : {}) } };
     },
   };
+}
+
+/**
+ * An artifact devflow will not read counts as an invalid one: the attempt records why (no
+ * artifact row: no bytes were read, so there is no hash), and the run sends its repair prompt.
+ */
+async function refuse(deps: ActivityDeps, input: { phaseId: string; attempt: number; artifactPath: string }, error: DevflowError) {
+  const errors = [`${error.code}: ${error.message}`];
+  await transitionPhase(deps.db, {
+    phaseId: input.phaseId,
+    to: 'validating',
+    event: {
+      type: 'artifact.invalid',
+      idempotencyKey: promptKeys.artifactChecked(input.phaseId, input.attempt, `refused-${error.code}`),
+      payload: { path: input.artifactPath, hash: null, valid: false, errors, refused: error.code },
+    },
+  });
+  return { valid: false, hash: '', errors };
 }

@@ -1,12 +1,13 @@
 // Starting an attempt and sending its prompt. The prompt event is keyed by (phase, attempt):
 // once it is recorded, a retried activity does not send again.
-import { mkdir, readFile, realpath } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { and, desc, eq } from 'drizzle-orm';
 import { appendEvent, findEventByKey } from '../db/events.ts';
 import { artifacts, runPhases, runs, tuiSessions } from '../db/schema.ts';
 import { transitionPhase, transitionSession } from '../db/transitions.ts';
+import { DEFAULT_MAX_ARTIFACT_BYTES, makeFolderInside, readArtifact } from '../lib/artifact-files.ts';
 import { DevflowError } from '../lib/errors.ts';
 import { phaseKeys, promptKeys, sessionKeys } from '../lib/keys.ts';
 import { pinnedSchema } from '../db/artifact-schemas.ts';
@@ -49,14 +50,20 @@ export async function assertInsideWorktree(worktreePath: string, artifactPath: s
   const root = await realpath(worktreePath);
   const resolved = path.resolve(worktreePath, artifactPath);
   if (!resolved.startsWith(path.resolve(worktreePath) + path.sep)) throw outside();
-  await mkdir(path.dirname(resolved), { recursive: true });
+  // Made only where it stays inside: `mkdir -p` through a folder that is a link would make folders outside.
+  if (!(await makeFolderInside(worktreePath, path.dirname(resolved)))) throw outside();
   const parent = await realpath(path.dirname(resolved));
   if (parent !== root && !parent.startsWith(root + path.sep)) throw outside();
 }
 
 
-/** Instructions that quote an earlier phase's artifact (`{{spec.title}}`) get its latest valid value. */
-async function quoteEarlierArtifacts(db: ActivityDeps['db'], runId: string, instructions: string): Promise<string> {
+/**
+ * Instructions that quote an earlier phase's artifact (`{{spec.title}}`) get its latest valid
+ * value, read as validation reads it (never through a link out of the worktree, never too big).
+ */
+async function quoteEarlierArtifacts(deps: ActivityDeps, input: { runId: string; worktreePath: string; instructions: string }): Promise<string> {
+  const { db } = deps;
+  const { runId, instructions } = input;
   const wanted = [...instructions.matchAll(PLACEHOLDER)];
   if (wanted.length === 0) return instructions;
   const values = new Map<string, string>();
@@ -70,7 +77,8 @@ async function quoteEarlierArtifacts(db: ActivityDeps['db'], runId: string, inst
       .limit(1);
     let value: unknown;
     try {
-      value = row ? fieldAt(JSON.parse(await readFile(row.path, 'utf8')), field!) : undefined;
+      const bytes = row ? await readArtifact(input.worktreePath, row.path, deps.maxArtifactBytes ?? DEFAULT_MAX_ARTIFACT_BYTES) : undefined;
+      value = bytes ? fieldAt(JSON.parse(bytes.toString('utf8')), field!) : undefined;
     } catch {
       value = undefined;
     }
@@ -125,7 +133,7 @@ export function createPromptActivities(deps: ActivityDeps) {
       const intentKey = promptKeys.delivering(input.phaseId, input.attempt);
       const intended = (await findEventByKey(db, intentKey))?.payload as { uuid: string; baseline: FileSignature | null; sessionId: string } | undefined;
       const uuid = intended?.uuid ?? randomUUID();
-      const baseline = intended ? intended.baseline : await signatureOf(input.artifactPath);
+      const baseline = intended ? intended.baseline : await signatureOf(input.worktreePath, input.artifactPath);
       const envelope = buildEnvelope({
         uuid,
         runId: input.runId,
@@ -134,7 +142,7 @@ export function createPromptActivities(deps: ActivityDeps) {
         attempt: input.attempt,
         expectedArtifact: input.artifactPath,
         expectedSchema: input.schemaId,
-        instructions: await quoteEarlierArtifacts(db, input.runId, input.instructions),
+        instructions: await quoteEarlierArtifacts(deps, input),
       });
       if (!intended) {
         await appendEvent(db, {

@@ -1,9 +1,10 @@
 // What a person reads to decide: an artifact's content (as it is on disk, and whether it is still
 // the bytes that were validated), a session's transcript, and the gates waiting across all runs.
-import { readFile } from 'node:fs/promises';
 import { and, asc, desc, eq, inArray } from 'drizzle-orm';
 import { approvalDecisions, approvalRequests, artifacts, runPhases, runs, tuiSessions, tuiTranscripts } from '../db/schema.ts';
+import { DEFAULT_MAX_ARTIFACT_BYTES, readArtifact } from '../lib/artifact-files.ts';
 import { sha256 } from '../lib/canonical-json.ts';
+import { worktreePathFor } from '../lib/runs.ts';
 import { artifactContentResponse, artifactParams, pendingApprovalsQuery, pendingApprovalsResponse, sessionParams, transcriptResponse } from '../schemas/api.ts';
 import { errors, runOr404, type App, type RouteDeps } from './context.ts';
 import { ApiError } from './server.ts';
@@ -18,7 +19,9 @@ export function registerReadingRoutes(app: App, deps: RouteDeps): void {
     await runOr404(deps, runId);
     const [artifact] = await db.select().from(artifacts).where(and(eq(artifacts.id, artifactId), eq(artifacts.runId, runId)));
     if (!artifact) throw new ApiError(404, 'artifact_not_found', `run ${runId} has no artifact ${artifactId}`);
-    const bytes = await readFile(artifact.path).catch(() => undefined);
+    // Read as validation reads it: a file since swapped for a link out of the worktree, or grown
+    // past the limit, is not served (and shows as changed).
+    const bytes = await readArtifact(worktreePathFor(deps.workspaceRoot, runId), artifact.path, deps.maxArtifactBytes ?? DEFAULT_MAX_ARTIFACT_BYTES).catch(() => undefined);
     let content: unknown = null;
     if (bytes) {
       try {

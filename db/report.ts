@@ -7,6 +7,7 @@ import { and, asc, eq, inArray } from 'drizzle-orm';
 import { git } from '../lib/git.ts';
 import { runKeys } from '../lib/keys.ts';
 import { reportPathFor, runBranch, worktreePathFor } from '../lib/runs.ts';
+import { printable } from '../lib/text.ts';
 import type { Database } from './client.ts';
 import { appendEvent } from './events.ts';
 import { approvalDecisions, approvalRequests, artifacts, runEvents, runPhases, runs } from './schema.ts';
@@ -25,6 +26,8 @@ export interface ReportData {
   gates: { request: typeof approvalRequests.$inferSelect; decisions: (typeof approvalDecisions.$inferSelect)[] }[];
   diffStat: string;
   usage: RunUsage;
+  /** Artifacts devflow refused to read (a link out of the worktree, too big): `artifact.invalid` events that say `refused`. */
+  refused: { phaseId: string | null; path: string; errors: string[] }[];
   /** Each time a phase's artifact sent the work back (`phase.looped` events), in order. */
   loops: { at: Date; fromPhase: string; toPhase: string; round: number; maxRounds: number; field: string; equals: unknown; quoted: string | null; value: unknown }[];
 }
@@ -64,13 +67,15 @@ export function renderReport(data: ReportData): string {
     '## Artifacts',
     '',
   ];
-  if (data.artifacts.length === 0) lines.push('No artifact was written.');
+  if (data.artifacts.length === 0 && data.refused.length === 0) lines.push('No artifact was written.');
   else {
     lines.push('| phase | path | schema | sha256 | valid | problems |', '| --- | --- | --- | --- | --- | --- |');
     for (const a of data.artifacts) {
       const problems = (a.validationError as { errors?: string[] } | null)?.errors?.join('; ');
       lines.push(`| ${phaseKey.get(a.phaseId) ?? '—'} | ${cell(a.path)} | ${a.schemaId} | ${a.hash.slice(0, 16)} | ${a.valid ? 'yes' : 'no'} | ${cell(problems)} |`);
     }
+    // Never read, so no hash: what was at the path, and why devflow would not read it.
+    for (const r of data.refused) lines.push(`| ${(r.phaseId && phaseKey.get(r.phaseId)) ?? '—'} | ${cell(r.path)} | — | — | refused | ${cell(r.errors.join('; '))} |`);
   }
   lines.push('', '## Rounds', '');
   if (data.loops.length === 0) lines.push('No phase sent the work back.');
@@ -103,7 +108,9 @@ export function renderReport(data: ReportData): string {
     lines.push(`| **run** | | ${tokens(data.usage.total)} |`);
   }
   lines.push('', '## Changes on the run branch', '', '```', data.diffStat.trimEnd() || 'no changes', '```', '');
-  return lines.join('\n');
+  // Requirements, reasons and problems are text from people and agents: an ESC sequence in them
+  // must not drive the terminal of whoever prints the report.
+  return printable(lines.join('\n'));
 }
 
 async function diffStat(run: RunRow, workspaceRoot: string): Promise<string> {
@@ -127,6 +134,11 @@ export async function loadReportData(db: Database, runId: string, workspaceRoot:
     .from(runEvents)
     .where(and(eq(runEvents.runId, runId), eq(runEvents.type, 'phase.looped')))
     .orderBy(asc(runEvents.seq));
+  const invalid = await db
+    .select({ phaseId: runEvents.phaseId, payload: runEvents.payload })
+    .from(runEvents)
+    .where(and(eq(runEvents.runId, runId), eq(runEvents.type, 'artifact.invalid')))
+    .orderBy(asc(runEvents.seq));
   const terminal = await db
     .select({ type: runEvents.type, payload: runEvents.payload })
     .from(runEvents)
@@ -140,6 +152,10 @@ export async function loadReportData(db: Database, runId: string, workspaceRoot:
     gates: requests.map((request) => ({ request, decisions: decisions.filter((d) => d.approvalRequestId === request.id) })),
     diffStat: await diffStat(run!, workspaceRoot),
     usage: await runUsage(db, runId),
+    refused: invalid.flatMap(({ phaseId, payload }) => {
+      const said = payload as { path: string; errors: string[]; refused?: string };
+      return said.refused ? [{ phaseId, path: said.path, errors: said.errors }] : [];
+    }),
     loops: looped.map(({ payload, at }) => ({ at, ...(payload as Omit<ReportData['loops'][number], 'at'>) })),
   };
 }

@@ -1,8 +1,10 @@
 // devflow's configuration: environment variables, parsed once with zod at start.
 // A bad value stops start-up with a message naming the variable.
+import { isIPv4 } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_MAX_ARTIFACT_BYTES } from './artifact-files.ts';
 
 const port = z.coerce.number().int().min(1).max(65535);
 const optionalText = z
@@ -13,8 +15,9 @@ const optionalText = z
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1']);
 
+/** Loopback by name, or an IPv4 address in 127.0.0.0/8 (a name such as 127.example.com may resolve anywhere). */
 export function isLoopbackHost(host: string): boolean {
-  return LOOPBACK_HOSTS.has(host) || host.startsWith('127.');
+  return LOOPBACK_HOSTS.has(host) || (isIPv4(host) && host.startsWith('127.'));
 }
 
 const envSchema = z
@@ -58,6 +61,7 @@ const envSchema = z
     DEVFLOW_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(100).default(15_000),
     DEVFLOW_HUNG_PROBES: z.coerce.number().int().min(1).max(20).default(3),
     DEVFLOW_PROBE_INTERVAL_MS: z.coerce.number().int().min(0).default(2_000),
+    DEVFLOW_MAX_ARTIFACT_BYTES: z.coerce.number().int().min(1_024, 'at least 1024 bytes').default(DEFAULT_MAX_ARTIFACT_BYTES),
     DEVFLOW_WEBHOOK_URLS: z
       .string()
       .trim()
@@ -122,6 +126,8 @@ export interface DevflowConfig {
   reconcileIntervalMs: number;
   /** Probes that must agree before an agent counts as HUNG, and the pause between them. */
   probes: { hung: number; intervalMs: number };
+  /** The most bytes an artifact may have; a bigger one is refused without being read. */
+  maxArtifactBytes: number;
   /** Where a gate that opens and a run that ends are POSTed, signed with the secret, tried `attempts` times. */
   webhooks: { urls: string[]; secret: string | undefined; attempts: number };
   maxConcurrentRuns: number;
@@ -182,6 +188,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): DevflowConf
     shutdownDrainMs: env.DEVFLOW_SHUTDOWN_DRAIN_MS,
     reconcileIntervalMs: env.DEVFLOW_RECONCILE_INTERVAL_MS,
     probes: { hung: env.DEVFLOW_HUNG_PROBES, intervalMs: env.DEVFLOW_PROBE_INTERVAL_MS },
+    maxArtifactBytes: env.DEVFLOW_MAX_ARTIFACT_BYTES,
     webhooks: { urls: env.DEVFLOW_WEBHOOK_URLS, secret: env.DEVFLOW_WEBHOOK_SECRET, attempts: env.DEVFLOW_WEBHOOK_ATTEMPTS },
     maxConcurrentRuns: env.DEVFLOW_MAX_CONCURRENT_RUNS,
     maxRunsPerRepo: env.DEVFLOW_MAX_RUNS_PER_REPO,

@@ -34,6 +34,12 @@ export const ERROR_CODES = {
   agent_process_lost: agentGate,
   // The artifact exists but devflow may not read it (permissions): a person fixes it.
   artifact_unreadable: { class: 'human_required', gate: 'artifact_unreadable' },
+  // The artifact is there but devflow refuses to read it: a link (or a folder swapped for one)
+  // leading out of the worktree, or more bytes than DEVFLOW_MAX_ARTIFACT_BYTES. The run treats it
+  // as an invalid artifact (a repair prompt, then a gate); should it escape a step, retrying would
+  // find the same file, so a person looks.
+  artifact_outside_worktree: { class: 'human_required', gate: 'artifact_unreadable' },
+  artifact_too_large: { class: 'human_required', gate: 'artifact_unreadable' },
   // A run's definition or input that cannot work, whatever is retried.
   artifact_path_outside_worktree: fatal,
   artifact_schema_unknown: fatal,

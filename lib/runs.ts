@@ -9,6 +9,15 @@ export function worktreePathFor(workspaceRoot: string, runId: string): string {
   return path.join(workspaceRoot, runId, 'main');
 }
 
+/** The run worktree a path lies in, by its place under the workspace root; undefined: in none. */
+export function worktreeHolding(workspaceRoot: string | undefined, file: string): string | undefined {
+  if (!workspaceRoot) return undefined;
+  const runId = path.relative(path.resolve(workspaceRoot), path.resolve(file)).split(path.sep)[0];
+  if (!runId || runId === '..' || path.isAbsolute(runId)) return undefined;
+  const worktree = worktreePathFor(path.resolve(workspaceRoot), runId);
+  return path.resolve(file).startsWith(worktree + path.sep) ? worktree : undefined;
+}
+
 export function runBranch(runId: string): string {
   return `devflow/${runId}`;
 }

@@ -1,8 +1,8 @@
 // Where the real agents keep their conversations, read for two things: the conversation to
 // continue when an agent is restarted, and the tokens it used, per devflow phase. Usage is
 // attributed to the devflow prompt the agent was answering (its `Phase:` line).
-import { existsSync } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { createReadStream, existsSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -51,9 +51,43 @@ function textOf(content: unknown): string {
   return (content as Json[]).map((c) => (typeof c.text === 'string' ? c.text : '')).join('\n');
 }
 
+/** A log line longer than this (a huge tool output, say) is skipped unread. */
+export const MAX_LOG_LINE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The lines of an agent's log, one at a time, never the whole file: an agent decides how much it
+ * logs, so a line over `maxLineBytes` is skipped, and memory holds one line at most.
+ */
+export async function* logLines(file: string, maxLineBytes = MAX_LOG_LINE_BYTES): AsyncGenerator<string> {
+  let parts: Buffer[] = [];
+  let size = 0;
+  let skipping = false;
+  for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
+    let from = 0;
+    for (let end = chunk.indexOf(10); ; end = chunk.indexOf(10, from)) {
+      const piece = chunk.subarray(from, end < 0 ? chunk.length : end);
+      if (!skipping && size + piece.length > maxLineBytes) {
+        skipping = true;
+        parts = [];
+      }
+      if (!skipping) {
+        parts.push(piece);
+        size += piece.length;
+      }
+      if (end < 0) break;
+      if (!skipping) yield Buffer.concat(parts, size).toString('utf8');
+      parts = [];
+      size = 0;
+      skipping = false;
+      from = end + 1;
+    }
+  }
+  if (!skipping && size > 0) yield Buffer.concat(parts, size).toString('utf8');
+}
+
 async function jsonLines(file: string): Promise<Json[]> {
   const out: Json[] = [];
-  for (const line of (await readFile(file, 'utf8')).split('\n')) {
+  for await (const line of logLines(file)) {
     if (!line.trim()) continue;
     try {
       out.push(JSON.parse(line) as Json);
@@ -144,10 +178,16 @@ export const codexLogs: ConversationLogs = {
     const home = query.configDir ?? path.join(os.homedir(), '.codex');
     const found: { conversation: Conversation; startedAt: string }[] = [];
     for (const file of await rolloutFiles(path.join(home, 'sessions'), query.since)) {
-      const text = await readFile(file, 'utf8');
       // Roles of one run share a worktree: a conversation is this session's if it holds its prompts.
-      if (!text.includes(`Run: ${query.runId}\\nRole: ${query.roleId}\\n`)) continue;
-      const meta = JSON.parse(text.slice(0, text.indexOf('\n'))) as Json;
+      const mark = `Run: ${query.runId}\\nRole: ${query.roleId}\\n`;
+      let first: string | undefined;
+      let holds = false;
+      for await (const line of logLines(file)) {
+        first ??= line;
+        if ((holds = line.includes(mark))) break;
+      }
+      if (!holds || !first) continue;
+      const meta = JSON.parse(first) as Json;
       const payload = meta.payload as Json | undefined;
       if (meta.type !== 'session_meta' || typeof payload?.id !== 'string') continue;
       found.push({ conversation: { id: payload.id, file }, startedAt: String(payload.timestamp ?? meta.timestamp ?? '') });

@@ -42,6 +42,7 @@ export async function writeScenarioArtifact(
     case 'rate_limited':
     case 'overloaded':
     case 'request_changes':
+    case 'flood':
       await writeAtomically(file, sample());
       return true;
     case 'slow':

@@ -17,6 +17,8 @@ export const SCENARIOS = [
   'overloaded',
   // A valid artifact whose `verdict` asks for changes (a review sending the work back).
   'request_changes',
+  // Scripted agent: print tens of megabytes to its pane first, then a valid artifact (the others: `ok`).
+  'flood',
 ] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 

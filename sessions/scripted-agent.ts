@@ -48,6 +48,9 @@ async function onPrompt(text: string): Promise<void> {
   say(`received ${directives.kind} prompt (${Buffer.byteLength(text)} bytes, kept in ${path.basename(kept)}); scenario ${scenario}`);
 
   switch (scenario) {
+    case 'flood':
+      await flood();
+      break;
     case 'crash':
       say('crashing (scenario crash)');
       process.exit(3);
@@ -69,6 +72,16 @@ async function onPrompt(text: string): Promise<void> {
   if (await writeScenarioArtifact(scenario, directives.artifactPath, directives.schemaId, { chunkDelayMs: 150, jsonSchema: directives.jsonSchema })) {
     say(`wrote ${directives.artifactPath}`);
   }
+}
+
+/** The `flood` scenario: an agent that prints far more than anyone should keep (27 MB, in lines ten 220-column rows long). */
+async function flood(): Promise<void> {
+  const lines = 12 * 1024;
+  for (let i = 1; i <= lines; i++) {
+    const start = `flood line ${i} of ${lines} `;
+    if (!process.stdout.write(`${start}${'x'.repeat(2_200 - start.length)}\r\n`)) await new Promise((resolve) => process.stdout.once('drain', resolve));
+  }
+  say(`flooded ${lines} lines`);
 }
 
 // ---- terminal input: bracketed paste, then Enter ----------------------------------------------

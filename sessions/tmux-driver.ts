@@ -2,18 +2,19 @@
 // until their input prompt shows (answering known first-run dialogs by rule, and stopping at
 // once on a screen nobody knows), prompted through a paste buffer, probed, restarted with
 // their conversation, and their usage read from their own logs.
-import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DevflowError } from '../lib/errors.ts';
 import { processAlive, processGroupMembers, processGroupOf } from '../lib/processes.ts';
+import { printable } from '../lib/text.ts';
 import { requireAgentCli, type RealAgent, type ResolvedAgentCli } from './agent-cli.ts';
-import { sumUsage, type Conversation } from './agent-logs.ts';
+import { logLines, sumUsage, type Conversation } from './agent-logs.ts';
 import type { LaunchOptions, ProbeResult, SessionDriver, SessionTarget, SessionUsage, StartedSession, TranscriptChunk } from './driver.ts';
 import type { PlaybackAgents } from './playback-model/agents.ts';
 import type { AgentPreset, KnownDialog, Launch, LaunchContext } from './presets.ts';
 import { menuKeys, screenHash, tidyScreen } from './screens.ts';
+import { knownSecrets, redactSecrets } from './secrets.ts';
 import { killProcessGroup, tmuxSessionName, type TmuxServer } from './tmux.ts';
 
 /** How devflow answers agents' first-run dialogs and starts them; see the README's settings. */
@@ -42,6 +43,27 @@ export interface TmuxDriverOptions {
 
 /** How long a screen must hold before devflow acts on it. */
 const SETTLE_MS = 300;
+
+/**
+ * An agent may print without end: devflow reads at most this many rows of a pane's history at
+ * once (the screen below them besides), so whatever an agent prints, a capture stays small.
+ */
+export const CAPTURE_ROWS = 5_000;
+/** A transcript chunk keeps at most this many bytes, the newest, behind a marker saying so. */
+export const TRANSCRIPT_CHUNK_BYTES = 1024 * 1024;
+
+/** The newest `maxBytes` of a chunk, from a line start, behind a marker that says what was cut. */
+export function cutTranscript(chunk: string, maxBytes = TRANSCRIPT_CHUNK_BYTES): string {
+  const bytes = Buffer.from(chunk, 'utf8');
+  if (bytes.length <= maxBytes) return chunk;
+  let from = bytes.length - maxBytes;
+  while (from < bytes.length && (bytes[from]! & 0xc0) === 0x80) from += 1; // not inside a character
+  let kept = bytes.subarray(from).toString('utf8');
+  const line = kept.indexOf('\n');
+  if (line >= 0 && line < kept.length - 1) kept = kept.slice(line + 1);
+  const dropped = bytes.length - Buffer.byteLength(kept, 'utf8');
+  return `[devflow: transcript cut at ${maxBytes} bytes: the ${dropped} bytes before these were not kept]\n${kept}`;
+}
 
 interface PaneInfo {
   dead: boolean;
@@ -82,8 +104,13 @@ export class TmuxDriver implements SessionDriver {
     return { dead: dead === '1', pid: Number(pid), activity: Number(activity) * 1000 };
   }
 
+  /** What a pane shows, as devflow may keep it: any secret it knows (or a piece of one) blanked. */
+  private redact(text: string): string {
+    return redactSecrets(text, knownSecrets(this.options.env ?? process.env));
+  }
+
   private async screen(t: SessionTarget): Promise<string> {
-    return (await this.tmux.tryRun(['capture-pane', '-p', '-J', '-t', this.target(t)])) ?? '';
+    return this.redact((await this.tmux.tryRun(['capture-pane', '-p', '-J', '-t', this.target(t)])) ?? '');
   }
 
   /** The agent's config folder, where its conversations are kept. */
@@ -260,7 +287,9 @@ export class TmuxDriver implements SessionDriver {
     const real = this.preset.cli !== undefined;
     try {
       const before = real ? await this.screen(t) : '';
-      await this.tmux.run(['load-buffer', '-b', buffer, '-'], text);
+      // Quoted artifacts and errors reach prompts: an ESC in them could end the bracketed paste
+      // early and type the rest as keys. The agent reads every control character as `\xNN`.
+      await this.tmux.run(['load-buffer', '-b', buffer, '-'], printable(text));
       // -p: bracketed paste when the agent asked for it; -r: newlines stay newlines.
       await this.tmux.run(['paste-buffer', '-d', '-p', '-r', '-b', buffer, '-t', this.target(t)]);
       // A real agent reads a paste in its own time: let it show before submitting.
@@ -276,12 +305,12 @@ export class TmuxDriver implements SessionDriver {
   }
 
   async received(t: SessionTarget, header: string): Promise<boolean> {
-    const history = await this.tmux.tryRun(['capture-pane', '-p', '-J', '-S', '-', '-E', '-', '-t', this.target(t)]);
+    const history = await this.tmux.tryRun(['capture-pane', '-p', '-J', '-S', `-${CAPTURE_ROWS}`, '-E', '-', '-t', this.target(t)]);
     if (history?.includes(header)) return true;
     // A real agent folds a long paste into `[Pasted text …]` on screen; its own log has the text.
     if (!this.preset.conversations) return false;
     for (const conversation of await this.conversations(t)) {
-      if ((await readFile(conversation.file, 'utf8')).includes(header)) return true;
+      for await (const line of logLines(conversation.file)) if (line.includes(header)) return true;
     }
     return false;
   }
@@ -312,13 +341,36 @@ export class TmuxDriver implements SessionDriver {
     return { alive: true, outputAgeMs: Math.max(0, Date.now() - pane.activity), evidence };
   }
 
-  /** The pane's whole history; a chunk's seq is the number of lines captured up to its end. */
+  /**
+   * What the pane printed since row `afterSeq`: a chunk's seq is the pane's row count up to its
+   * end. At most the last CAPTURE_ROWS rows of history are read, and a chunk keeps at most
+   * TRANSCRIPT_CHUNK_BYTES; what is left out is said in the chunk, never silently dropped.
+   */
   async captureTranscript(t: SessionTarget, afterSeq: number): Promise<TranscriptChunk[]> {
-    const text = await this.tmux.tryRun(['capture-pane', '-p', '-J', '-S', '-', '-E', '-', '-t', this.target(t)]);
-    if (text === undefined) return [];
-    const lines = text.replace(/\n+$/, '').split('\n');
-    if (lines.length <= afterSeq) return [];
-    return [{ seq: lines.length, chunk: `${lines.slice(afterSeq).join('\n')}\n` }];
+    const sizes = await this.tmux.tryRun(['display-message', '-p', '-t', this.target(t), '#{history_size} #{history_limit}']);
+    const captured = await this.tmux.tryRun(['capture-pane', '-p', '-S', `-${CAPTURE_ROWS}`, '-E', '-', '-t', this.target(t)]);
+    if (sizes === undefined || captured === undefined) return [];
+    const text = this.redact(captured);
+    const [history, limit] = sizes.trim().split(' ').map(Number) as [number, number];
+    const rows = text.replace(/\n+$/, '').split('\n');
+    const first = Math.max(0, history - CAPTURE_ROWS); // the row the capture starts at
+    const end = first + rows.length;
+    const notes: string[] = [];
+    let fresh: string[];
+    let seq: number;
+    if (history >= limit * 0.9) {
+      // tmux drops the oldest rows of a full history, so rows no longer count from the pane's
+      // start: where the last capture ended is unknown, and the whole window is taken again.
+      fresh = rows;
+      seq = Math.max(end, afterSeq + 1);
+      notes.push(`[devflow: the pane's history is full (${limit} rows); these are its last ${rows.length} rows, which may repeat earlier ones]`);
+    } else {
+      if (end <= afterSeq) return [];
+      fresh = rows.slice(Math.max(0, afterSeq - first));
+      seq = end;
+      if (first > afterSeq) notes.push(`[devflow: ${first - afterSeq} rows of output not kept: a capture reads at most the last ${CAPTURE_ROWS} rows]`);
+    }
+    return [{ seq, chunk: [...notes, cutTranscript(`${fresh.join('\n')}\n`)].join('\n') }];
   }
 
   async usage(t: SessionTarget): Promise<SessionUsage | undefined> {

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { claudeCodeLogs, codexLogs, sumUsage } from '../sessions/agent-logs.ts';
+import { claudeCodeLogs, codexLogs, logLines, sumUsage } from '../sessions/agent-logs.ts';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'devflow-agent-logs-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -92,5 +92,16 @@ describe('Codex logs', () => {
   it('sums token usage records per phase, each response once', async () => {
     const usage = sumUsage([await codexLogs.usage(first), await codexLogs.usage(second)]);
     expect(usage).toEqual([{ phaseKey: 'implement', inputTokens: 3300, outputTokens: 170, cacheReadTokens: 300, cacheWriteTokens: 0 }]);
+  });
+});
+
+describe('reading an agent log', () => {
+  it('goes a line at a time and skips a line over its limit, whatever the agent logged', async () => {
+    const file = path.join(root, 'huge-line.jsonl');
+    // Lines across read chunks (64 KiB), one far over the limit, and a last line without its newline.
+    writeFileSync(file, ['first', 'y'.repeat(200_000), 'z'.repeat(300_000), 'x'.repeat(5_000_000), 'after the huge one', 'last'].join('\n'));
+    const read: string[] = [];
+    for await (const line of logLines(file, 1_000_000)) read.push(line);
+    expect(read.map((l) => (l.length > 20 ? `${l[0]}×${l.length}` : l))).toEqual(['first', 'y×200000', 'z×300000', 'after the huge one', 'last']);
   });
 });

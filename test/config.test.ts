@@ -18,6 +18,7 @@ describe('configuration', () => {
       maxRunsPerRepo: 0,
       reconcileIntervalMs: 15_000,
       probes: { hung: 3, intervalMs: 2000 },
+      maxArtifactBytes: 4 * 1024 * 1024,
       webhooks: { urls: [], secret: undefined, attempts: 8 },
     });
     expect(resolvedServices(config)).toEqual({
@@ -44,6 +45,7 @@ describe('configuration', () => {
       DEVFLOW_WEBHOOK_URLS: 'https://hooks.example.com/devflow, http://127.0.0.1:9000/in',
       DEVFLOW_WEBHOOK_SECRET: 'shh',
       DEVFLOW_WEBHOOK_ATTEMPTS: '3',
+      DEVFLOW_MAX_ARTIFACT_BYTES: '65536',
     });
     expect(config).toMatchObject({
       home: '/srv/devflow',
@@ -55,6 +57,7 @@ describe('configuration', () => {
       maxConcurrentRuns: 3,
       maxRunsPerRepo: 1,
       reconcileIntervalMs: 2000,
+      maxArtifactBytes: 65536,
       webhooks: { urls: ['https://hooks.example.com/devflow', 'http://127.0.0.1:9000/in'], secret: 'shh', attempts: 3 },
     });
     expect(resolvedServices(config)).toEqual({ databaseUrl: 'postgres://u:p@db:5432/x', temporalAddress: 'temporal:7233' });
@@ -69,6 +72,8 @@ describe('configuration', () => {
     ['DATABASE_URL', 'mysql://x'],
     ['TEMPORAL_ADDRESS', 'http://localhost:7233'],
     ['DEVFLOW_LOG_LEVEL', 'loud'],
+    ['DEVFLOW_MAX_ARTIFACT_BYTES', '100'],
+    ['DEVFLOW_MAX_ARTIFACT_BYTES', '4MB'],
   ])('a bad %s (%s) is refused with the variable named', (variable, value) => {
     expect(() => loadConfig({ [variable]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [variable]: value })).toThrow(new RegExp(`${variable}: .*\\(got "${value.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}"\\)`));

@@ -1,5 +1,6 @@
-// The tmux backend with devflow's scripted agent: prompts arrive byte for byte, probes tell
-// crashed from hung from busy, transcripts are incremental, dispose kills the process group.
+// The tmux backend with devflow's scripted agent: prompts arrive byte for byte (control
+// characters as text), probes tell crashed from hung from busy, transcripts are incremental and
+// bounded, dispose kills the process group.
 import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -10,7 +11,7 @@ import { processAlive } from '../lib/processes.ts';
 import { waitFor } from '../lib/wait.ts';
 import type { SessionTarget } from '../sessions/driver.ts';
 import { PRESETS } from '../sessions/presets.ts';
-import { TmuxDriver } from '../sessions/tmux-driver.ts';
+import { cutTranscript, TmuxDriver } from '../sessions/tmux-driver.ts';
 import { TmuxServer, tmuxSessionName } from '../sessions/tmux.ts';
 
 let root = '';
@@ -36,6 +37,18 @@ function received(roleId: string): string[] {
 }
 
 describe('tmux backend', () => {
+  it("starts its tmux server again with devflow's options when the server was killed", async () => {
+    const first = target('first');
+    await driver.start(first);
+    await tmux.run(['kill-server']);
+    const second = target('second');
+    await driver.start(second);
+    expect((await tmux.run(['show-options', '-g', 'history-limit'])).trim()).toBe('history-limit 100000');
+    expect((await tmux.run(['show-options', '-g', 'remain-on-exit'])).trim()).toBe('remain-on-exit on');
+    await driver.dispose(first);
+    await driver.dispose(second);
+  });
+
   it('delivers a prompt byte for byte: shell syntax, quotes, newlines, non-ASCII and 100 KB', async () => {
     const t = target('byte_check');
     const started = await driver.start(t);
@@ -53,6 +66,19 @@ describe('tmux backend', () => {
     await driver.sendPrompt(t, prompt);
     await waitFor('the agent to keep the prompt', 10_000, async () => received('byte_check').length === 1);
     expect(Buffer.from(received('byte_check')[0]!)).toEqual(Buffer.from(prompt));
+    await driver.dispose(t);
+  });
+
+  it('delivers control characters as text: an ESC sequence cannot end the paste early and type the rest as keys', async () => {
+    const t = target('escape_check');
+    await driver.start(t);
+    const prompt = ['Role: escape_check', 'Scenario: timeout', 'title: x \x1b[201~\rtyped as keys\r \x1b]52;c;cHduZWQ=\x07 \x1b[2J \u009b6n end'].join('\n');
+    await driver.sendPrompt(t, prompt);
+    await waitFor('the agent to keep the prompt', 10_000, async () => received('escape_check').length === 1);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // a second prompt, had the paste been cut, would be kept by now
+    expect(received('escape_check')).toEqual([
+      ['Role: escape_check', 'Scenario: timeout', 'title: x \\x1b[201~\\x0dtyped as keys\\x0d \\x1b]52;c;cHduZWQ=\\x07 \\x1b[2J \\x9b6n end'].join('\n'),
+    ]);
     await driver.dispose(t);
   });
 
@@ -95,6 +121,21 @@ describe('tmux backend', () => {
     expect(next[0]!.chunk).not.toContain('devflow scripted agent ready');
     expect(next[0]!.chunk).toContain('received initial prompt');
     await driver.dispose(t);
+  });
+
+  it('keeps the newest part of a transcript chunk past its byte limit, from a line start, and says what it cut', () => {
+    const lines = Array.from({ length: 40_000 }, (_, i) => `line ${i} ünïcödé ✓ 漢字`);
+    const chunk = `${lines.join('\n')}\n`;
+    const limit = 256 * 1024;
+    const cut = cutTranscript(chunk, limit);
+    const [marker, ...rest] = cut.split('\n');
+    const kept = rest.join('\n');
+    const dropped = Number(/^\[devflow: transcript cut at 262144 bytes: the (\d+) bytes before these were not kept\]$/.exec(marker!)![1]);
+    expect(Buffer.byteLength(kept)).toBeLessThanOrEqual(limit);
+    expect(dropped + Buffer.byteLength(kept)).toBe(Buffer.byteLength(chunk));
+    expect(kept).toMatch(/^line \d+ ünïcödé ✓ 漢字\n/);
+    expect(kept.endsWith('line 39999 ünïcödé ✓ 漢字\n')).toBe(true);
+    expect(cutTranscript('short\n', limit)).toBe('short\n');
   });
 
   it('keeps every session reachable when several runs start their first agents at once on a fresh server', async () => {
