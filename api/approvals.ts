@@ -40,23 +40,31 @@ export function registerApprovalRoutes(app: App, deps: RouteDeps): void {
       throw new ApiError(409, 'approval_closed', `approval request ${approvalId} (${approval.gateKey}) was closed without a decision: its phase or run moved on`);
     }
     const decision = { approvalRequestId: approvalId, ...request.body };
-    const recorded = await recordDecision(db, decision);
-    if (recorded.action !== decision.action) {
-      throw new ApiError(409, 'decision_conflict', `approval request ${approvalId} was already decided: ${recorded.action}`, { decided: recorded.action });
+    // Recorded, then signalled, in one transaction: a run whose workflow is gone is not left with a
+    // decision nothing will act on (its 409 writes nothing), while one Temporal could not be reached
+    // for stays recorded (503: the same request again delivers it).
+    const outcome = await db.transaction(async (tx) => {
+      const recorded = await recordDecision(tx, decision);
+      if (recorded.action !== decision.action) {
+        throw new ApiError(409, 'decision_conflict', `approval request ${approvalId} was already decided: ${recorded.action}`, { decided: recorded.action });
+      }
+      const answer = { approvalRequestId: approvalId, gateKey: approval.gateKey, action: recorded.action, decisionId: recorded.decisionId };
+      const [current] = await tx.select().from(runs).where(eq(runs.id, runId));
+      if (TERMINAL_RUN_STATES.has(current!.state)) return { answer, ended: current! };
+      try {
+        await deps.temporal.withDeadline(Date.now() + SIGNAL_DEADLINE_MS, () => client.workflow.getHandle(workflowIds.run(runId)).signal(decisionSignal, decision));
+      } catch (error) {
+        if (error instanceof WorkflowNotFoundError) throw new ApiError(409, 'run_not_running', `the workflow of run ${runId} is not running`);
+        if (isUnavailable(error)) return { answer, undelivered: true };
+        throw error;
+      }
+      return { answer };
+    });
+    if (outcome.undelivered) throw new ApiError(503, 'temporal_unavailable', 'the decision is recorded but could not be delivered; send the same request again');
+    if (outcome.ended) {
+      await ensureReport(deps, outcome.ended); // a replayed decision on an ended run
+      return reply.code(200).send({ ...outcome.answer, runState: outcome.ended.state });
     }
-    const answer = { approvalRequestId: approvalId, gateKey: approval.gateKey, action: recorded.action, decisionId: recorded.decisionId };
-    const [current] = await db.select().from(runs).where(eq(runs.id, runId));
-    if (TERMINAL_RUN_STATES.has(current!.state)) {
-      await ensureReport(deps, current!); // a replayed decision on an ended run
-      return reply.code(200).send({ ...answer, runState: current!.state });
-    }
-    try {
-      await deps.temporal.withDeadline(Date.now() + SIGNAL_DEADLINE_MS, () => client.workflow.getHandle(workflowIds.run(runId)).signal(decisionSignal, decision));
-    } catch (error) {
-      if (error instanceof WorkflowNotFoundError) throw new ApiError(409, 'run_not_running', `the workflow of run ${runId} is not running`);
-      if (isUnavailable(error)) throw new ApiError(503, 'temporal_unavailable', 'the decision is recorded but could not be delivered; send the same request again');
-      throw error;
-    }
-    return reply.code(202).send(answer);
+    return reply.code(202).send(outcome.answer);
   });
 }

@@ -1,6 +1,7 @@
 // The thin HTTP API (SPEC section 9): it validates, starts workflows, records decisions and
 // signals them, and reads Postgres. It never drives tmux and never runs phase logic.
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import swagger from '@fastify/swagger';
 import { Client, type Connection } from '@temporalio/client';
 import {
@@ -24,6 +25,7 @@ import { registerEventRoutes } from './events.ts';
 import { registerDefinitionRoutes } from './definitions.ts';
 import { registerReadingRoutes } from './reading.ts';
 import { registerRunRoutes } from './runs.ts';
+import { registerScheduleRoutes } from './schedules.ts';
 import { registerUi, isUiAsset } from './ui.ts';
 
 export interface ApiDeps {
@@ -36,6 +38,8 @@ export interface ApiDeps {
   /** Active runs allowed on one repository (0 or unset: no limit of its own). */
   maxRunsPerRepo?: number;
   workspaceRoot: string;
+  /** The most bytes of an artifact the API reads back (DEVFLOW_MAX_ARTIFACT_BYTES; default 4 MiB). */
+  maxArtifactBytes?: number;
   /** When set, every route but health needs `Authorization: Bearer <token>`. */
   token?: string;
   /** The real agent roles use when neither the request nor their persona names one (default claude-code). */
@@ -80,6 +84,32 @@ export function isUnavailable(error: unknown): boolean {
 
 const FIELD_OF_CODE: Record<string, string> = { repo_path_invalid: 'repoPath', repo_not_git: 'repoPath', base_branch_not_found: 'baseBranch' };
 
+/** Fastify calls the query string `querystring`; devflow's answers call it `query`, as its documents do. */
+const FIELD_CONTEXTS: Record<string, string> = { querystring: 'query' };
+
+const digest = (text: string) => createHash('sha256').update(text).digest();
+
+/**
+ * Whether the Authorization header carries the token. Digests all have one length, so the
+ * comparison takes as long whatever was sent: how much of a guess matched never shows.
+ */
+function carriesToken(authorization: string | undefined, expected: Buffer): boolean {
+  return timingSafeEqual(digest(authorization ?? ''), expected);
+}
+
+const URL_REFUSALS: Record<string, string> = { FST_ERR_MAX_PARAM_LENGTH: 'a path parameter is longer than 100 characters', FST_ERR_BAD_URL: 'the URL cannot be decoded' };
+
+/** A URL the router refuses before any route sees it: devflow's error shape, without echoing the URL back. */
+function frameworkError(error: FastifyError, _request: unknown, reply: FastifyReply): void {
+  void reply.code(error.statusCode ?? 400).send(errorBody('invalid_url', URL_REFUSALS[error.code] ?? error.message));
+}
+
+/** The error under the wrappers: a failed query's driver error, not the query and its parameters. */
+function rootCause(error: unknown): Error {
+  const cause = (error as { cause?: unknown }).cause;
+  return cause instanceof Error && cause !== error ? rootCause(cause) : (error as Error);
+}
+
 async function temporalReachable(temporal: Connection, namespace: string): Promise<boolean> {
   try {
     await temporal.withDeadline(Date.now() + 2_000, () => temporal.workflowService.describeNamespace({ namespace }));
@@ -90,7 +120,8 @@ async function temporalReachable(temporal: Connection, namespace: string): Promi
 }
 
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: deps.logger as FastifyBaseLogger | undefined, disableRequestLogging: true }).withTypeProvider<ZodTypeProvider>();
+  const app = Fastify({ loggerInstance: deps.logger as FastifyBaseLogger | undefined, disableRequestLogging: true, frameworkErrors: frameworkError }).withTypeProvider<ZodTypeProvider>();
+  const tokenDigest = deps.token ? digest(`Bearer ${deps.token}`) : undefined;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   await app.register(swagger, {
@@ -109,7 +140,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
   app.setErrorHandler((error, _request, reply) => {
     if (hasZodFastifySchemaValidationErrors(error)) {
-      const issues = error.validation.map((v) => ({ field: `${error.validationContext}.${v.instancePath.replace(/^\//, '').replaceAll('/', '.') || (v.params as { issue?: { path?: string[] } }).issue?.path?.join('.') || ''}`.replace(/\.$/, ''), message: v.message }));
+      const context = FIELD_CONTEXTS[error.validationContext ?? ''] ?? error.validationContext;
+      const issues = error.validation.map((v) => ({ field: `${context}.${v.instancePath.replace(/^\//, '').replaceAll('/', '.') || (v.params as { issue?: { path?: string[] } }).issue?.path?.join('.') || ''}`.replace(/\.$/, ''), message: v.message }));
       return reply.code(400).send(errorBody('invalid_request', issues.map((i) => `${i.field}: ${i.message}`).join('; '), { issues }));
     }
     if (error instanceof ApiError) return reply.code(error.statusCode).send(errorBody(error.code, error.message, error.details));
@@ -117,17 +149,21 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       const field = FIELD_OF_CODE[error.code]!;
       return reply.code(400).send(errorBody(error.code, error.message, { issues: [{ field: `body.${field}`, message: error.message }] }));
     }
-    if (isUnavailable(error)) return reply.code(503).send(errorBody('service_unavailable', `a service devflow needs is unreachable: ${(error as Error).message}`));
+    if (isUnavailable(error)) return reply.code(503).send(errorBody('service_unavailable', `a service devflow needs is unreachable: ${rootCause(error).message}`));
     const status = (error as { statusCode?: number }).statusCode;
-    if (status && status >= 400 && status < 500) return reply.code(status).send(errorBody('bad_request', (error as Error).message));
+    if (status && status >= 400 && status < 500) {
+      // What Fastify refuses before validation is the body as a whole: not JSON, too large, a content type no route takes.
+      const ofBody = (error as { code?: string }).code?.startsWith('FST_ERR_CTP_') || error instanceof SyntaxError;
+      return reply.code(status).send(errorBody('bad_request', (error as Error).message, ofBody ? { issues: [{ field: 'body', message: (error as Error).message }] } : undefined));
+    }
     app.log.error(error);
     return reply.code(500).send(errorBody('internal', 'internal error; see the API log'));
   });
 
   app.addHook('onRequest', async (request, reply) => {
     // The page and its assets hold no data; the page asks for the token and sends it with every call.
-    if (!deps.token || request.url === '/healthz' || request.url === '/readyz' || isUiAsset(request.url)) return;
-    if (request.headers.authorization !== `Bearer ${deps.token}`) {
+    if (!tokenDigest || request.url === '/healthz' || request.url === '/readyz' || isUiAsset(request.url)) return;
+    if (!carriesToken(request.headers.authorization, tokenDigest)) {
       return reply.code(401).send(errorBody('unauthorized', 'a bearer token is required (Authorization: Bearer <DEVFLOW_API_TOKEN>)'));
     }
   });
@@ -150,6 +186,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   registerApprovalRoutes(app, routeDeps);
   registerReadingRoutes(app, routeDeps);
   registerDefinitionRoutes(app, routeDeps);
+  registerScheduleRoutes(app, routeDeps);
   registerUi(app, { temporalWebUi: deps.temporalWebUi, namespace: deps.namespace, tokenRequired: Boolean(deps.token) });
   return app;
 }

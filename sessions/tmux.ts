@@ -3,6 +3,7 @@
 import { execFile } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { processAlive, processGroupMembers } from '../lib/processes.ts';
+import { agentEnvironment } from './secrets.ts';
 
 export class TmuxError extends Error {}
 
@@ -19,7 +20,10 @@ export class TmuxServer {
    * down under another run's new session; it keeps long histories for transcripts and a dead
    * agent's pane for probing and capture.
    */
-  ensureStarted(): Promise<unknown> {
+  async ensureStarted(): Promise<unknown> {
+    // A server that died since (killed by hand, say) or was started by someone else comes back
+    // with devflow's options, never tmux's defaults (a short history, dead panes gone).
+    if (this.started && !(await this.tryRun(['show-options', '-s', 'exit-empty']))?.includes('off')) this.started = undefined;
     this.started ??= this.run([
       'start-server', ';',
       'set-option', '-s', 'exit-empty', 'off', ';',
@@ -34,10 +38,16 @@ export class TmuxServer {
     return this.started;
   }
 
+  /**
+   * Runs a tmux command. The server inherits the environment of the client that starts it, and
+   * every agent the server's: so no client gets devflow's secrets or an agent's key (each agent
+   * gets its own with `-e`). A failure names the command, never its arguments, which carry them.
+   */
   run(args: string[], input?: string): Promise<string> {
     return new Promise((resolve, reject) => {
-      const child = execFile('tmux', ['-S', this.socket, '-f', '/dev/null', ...args], { maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-        if (error) reject(new TmuxError(`tmux ${args[0]} failed: ${stderr.trim() || error.message}`));
+      const child = execFile('tmux', ['-S', this.socket, '-f', '/dev/null', ...args], { maxBuffer: 64 * 1024 * 1024, env: agentEnvironment() }, (error, stdout, stderr) => {
+        const ended = error && ((error as { signal?: string }).signal ?? `exit code ${String(error.code)}`);
+        if (error) reject(new TmuxError(`tmux ${args[0]} failed: ${stderr.trim() || ended}`));
         else resolve(stdout);
       });
       if (input !== undefined) child.stdin!.end(input);
