@@ -1,3 +1,4 @@
+import type { StartRunDeps } from '../api/start-run.ts';
 import type { Database } from '../db/client.ts';
 import type { SessionDrivers } from '../sessions/driver.ts';
 
@@ -14,8 +15,12 @@ export interface ActivityDeps {
   /** Probes that must agree before an agent is HUNG (default 3), and the pause between them. */
   hungProbes?: number;
   probeIntervalMs?: number;
+  /** The most bytes an artifact may have (DEVFLOW_MAX_ARTIFACT_BYTES; default 4 MiB): a bigger one is refused unread. */
+  maxArtifactBytes?: number;
   /** Webhook targets (their URLs and the signing secret never enter workflow history). */
   webhooks?: { urls: string[]; secret?: string | undefined };
+  /** What a schedule's fire needs to start a run as POST /v1/runs does (a worker without it cannot fire schedules). */
+  starts?: Omit<StartRunDeps, 'db'>;
   /**
    * Test hook: called at named points between the side effects of an activity, so a test can
    * make it fail half-way and check that a retry ends in the same rows.

@@ -8,6 +8,7 @@ import { createGateActivities } from './gates.ts';
 import { createPhaseActivities } from './phases.ts';
 import { createPrepareRunActivities } from './prepare-run.ts';
 import { createPromptActivities } from './prompts.ts';
+import { createScheduleActivities } from './schedules.ts';
 import { createSessionActivities } from './sessions.ts';
 import { createStackCheckActivities } from './stack-check.ts';
 import { createWebhookActivities } from './webhooks.ts';
@@ -29,6 +30,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createPhaseActivities(deps),
     ...createFinalizeActivities(deps),
     ...createWebhookActivities(deps),
+    ...createScheduleActivities(deps),
   });
 }
 

@@ -31,6 +31,7 @@ await runMain('api', async () => {
     temporalWebUi: config.temporal.webUiUrl,
     definitions: { dir: config.definitionsDir, problems: registered.problems, problemsOf: registered.problemsOf },
     workspaceRoot: config.workspaceRoot,
+    maxArtifactBytes: config.maxArtifactBytes,
     token: config.api.token,
     logger,
   });

@@ -81,7 +81,7 @@ export async function startBenchStack(options: { withApi?: boolean } = {}) {
   execFileSync('git', ['-C', repo, '-c', 'user.email=b@b', '-c', 'user.name=bench', 'commit', '-q', '--allow-empty', '-m', 'init']);
 
   return {
-    db: database.db, client, taskQueue, workspaceRoot, repo, apiUrl,
+    db: database.db, client, taskQueue, workspaceRoot, repo, apiUrl, drivers, hostId: 'bench',
     async stop() {
       await api?.close();
       workers.shutdown();

@@ -29,6 +29,7 @@ interface Session {
   agentSessionId: string | null;
   tmuxSession: string | null;
   stop?: { code: string; reason: string; next: string } | null;
+  flag?: { code: string; reason: string; next: string } | null;
 }
 interface Tokens {
   inputTokens: number;
@@ -58,7 +59,7 @@ interface RunEvent {
 type Say = (line: string) => void;
 const TERMINAL = new Set(['completed', 'failed', 'aborted']);
 
-export interface StartOptions {
+export interface RunRequestOptions {
   repo: string;
   base: string;
   requirements: string;
@@ -68,6 +69,9 @@ export interface StartOptions {
   agent?: string[];
   playback?: boolean;
   scenario?: string[];
+}
+
+export interface StartOptions extends RunRequestOptions {
   runId?: string;
   dryRun?: boolean;
 }
@@ -83,7 +87,8 @@ interface DryRunPhase {
   prompt: string;
 }
 
-export async function start(api: DevflowApi, options: StartOptions, say: Say): Promise<number> {
+/** The POST /v1/runs body the run options describe (shared by `start` and `schedule create`), or an exit code. */
+export async function runRequest(api: DevflowApi, options: RunRequestOptions, say: Say): Promise<Record<string, unknown> | number> {
   const scenarios: Record<string, string> = {};
   for (const pair of options.scenario ?? []) {
     const [phase, name] = pair.split('=');
@@ -119,7 +124,7 @@ export async function start(api: DevflowApi, options: StartOptions, say: Say): P
     say(`cannot read the requirements file ${options.requirements}`);
     return EXIT.badInput;
   }
-  const request = {
+  return {
     requirementsMd,
     repoPath: path.resolve(options.repo),
     baseBranch: options.base,
@@ -128,8 +133,13 @@ export async function start(api: DevflowApi, options: StartOptions, say: Say): P
     ...(Object.keys(agents).length ? { agents } : {}),
     ...(options.playback ? { playback: true } : {}),
     ...(Object.keys(scenarios).length ? { scenarios } : {}),
-    ...(options.runId ? { runId: options.runId } : {}),
   };
+}
+
+export async function start(api: DevflowApi, options: StartOptions, say: Say): Promise<number> {
+  const built = await runRequest(api, options, say);
+  if (typeof built === 'number') return built;
+  const request = { ...built, ...(options.runId ? { runId: options.runId } : {}) };
   if (options.dryRun) {
     const plan = await api.post<{ template: string; worktree: string; phases: DryRunPhase[] }>('/v1/runs', { ...request, dryRun: true });
     say(`dry run of ${plan.template}: nothing was written; the worktree would be ${plan.worktree}`);
@@ -189,6 +199,7 @@ export function describeRun(detail: RunDetail): string[] {
   for (const session of (detail.sessions ?? []).filter((s) => s.stop?.code === 'process_lost')) {
     lines.push(`  flagged: the ${session.roleId} agent is gone; ${session.stop!.next}`);
   }
+  for (const session of (detail.sessions ?? []).filter((s) => s.flag)) lines.push(`  flagged: ${session.flag!.reason}; ${session.flag!.next}`);
   if (detail.finalReportPath) lines.push(`  report: ${detail.finalReportPath}`);
   return lines;
 }

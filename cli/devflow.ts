@@ -2,6 +2,7 @@
 // DEVFLOW_API_HOST/PORT; DEVFLOW_API_TOKEN when set). Exit codes: see cli/api-client.ts EXIT.
 import { Command } from 'commander';
 import { runMain } from '../lib/main.ts';
+import { printable } from '../lib/text.ts';
 import { DevflowApi, EXIT } from './api-client.ts';
 import { createInterface } from 'node:readline';
 import { abort, decide, listRuns, report, show, start, status, watch, withApiErrors } from './commands.ts';
@@ -10,9 +11,12 @@ import { DEFAULT_TEMPLATE } from '../schemas/api.ts';
 import { installAgents, listAgents } from './agents.ts';
 import { checkDefinitions, reloadDefinitions } from './definitions.ts';
 import { runDemo } from './demo.ts';
+import { changeSchedule, createSchedule, listSchedules, showSchedule } from './schedules.ts';
 import { up } from './stack/up.ts';
 
-const say = (line: string) => process.stdout.write(`${line}\n`);
+// Everything printed passes here: stored text (requirements, artifacts, reasons, screens) may hold
+// ESC sequences that must not drive the user's terminal; they are shown as `\x1b`.
+const say = (line: string) => process.stdout.write(`${printable(line)}\n`);
 const api = () => new DevflowApi();
 const run = (name: string, command: () => Promise<number>) => runMain(name, () => withApiErrors(say, command));
 
@@ -105,6 +109,33 @@ definitions
   .command('reload')
   .description("have the API read its definitions folder again (no restart)")
   .action(() => run('definitions', () => reloadDefinitions(api(), say)));
+
+const schedule = program.command('schedule').description('recurring runs on Temporal Schedules: create, list, show, pause, resume, trigger, delete');
+schedule
+  .command('create <id>')
+  .description('repeat a run request on a cron or interval spec')
+  .option('--cron <expression>', 'five-field cron, in UTC (e.g. "0 3 * * 1-5")')
+  .option('--every <interval>', 'a whole number and s, m, h or d (e.g. 6h)')
+  .option('--overlap <policy>', 'skip (default): a fire while the last run is active starts nothing; allow: it starts one anyway')
+  .option('--catchup <interval>', 'fires missed while Temporal was down are made up within this window (default 5m)')
+  .option('--paused', 'create it paused')
+  .option('--note <text>', 'a note shown with the schedule')
+  .requiredOption('--repo <path>', 'git repository to work on')
+  .requiredOption('--base <branch>', 'branch to start from')
+  .requiredOption('--requirements <file>', 'requirements document (markdown)')
+  .option('--template <id>', `template name@version (default ${DEFAULT_TEMPLATE})`)
+  .option('--agent <[role=]name...>', 'claude-code | codex | scripted, for every role or one role (repeatable)')
+  .option('--backend <backend>', 'every role: scripted | tmux (the configured real agent) | fake')
+  .option('--playback', "real agents talk to devflow's local playback model")
+  .option('--scenario <phase=name...>', 'scenario a phase plays (repeatable)')
+  .action((id, options) => run('schedule', () => createSchedule(api(), id, options, say)));
+schedule.command('list', { isDefault: true }).description('every schedule, its next fire and its last').action(() => run('schedule', () => listSchedules(api(), say)));
+schedule.command('show <id>').description('a schedule and its latest fires: the run each started, or why none').action((id) => run('schedule', () => showSchedule(api(), id, say)));
+for (const action of ['pause', 'resume'] as const) {
+  schedule.command(`${action} <id>`).description(`${action} a schedule`).option('--note <text>', 'why').action((id, options) => run('schedule', () => changeSchedule(api(), id, action, say, options.note)));
+}
+schedule.command('trigger <id>').description('fire a schedule now (its overlap rule still applies)').action((id) => run('schedule', () => changeSchedule(api(), id, 'trigger', say)));
+schedule.command('delete <id>').description('delete a schedule; its runs and fires are kept').action((id) => run('schedule', () => changeSchedule(api(), id, 'delete', say)));
 
 const agents = program.command('agents').description('the real agent CLIs devflow drives: where they are found, and installing them');
 agents

@@ -293,3 +293,42 @@ export const notificationOutbox = pgTable(
   },
   (t) => [index('notification_outbox_pending').on(t.eventId).where(sql`${t.dispatchedAt} is null`)],
 );
+
+/**
+ * A recurring run (SPEC section 12): the run request it repeats and when. Temporal's Schedule
+ * `devflow-schedule:<id>` fires it; this row is the fact that it exists and what it asks for.
+ */
+export const schedules = pgTable('schedules', {
+  id: text('id').primaryKey(),
+  /** `{cron}` or `{every}` as given, and the Temporal policies devflow set from it. */
+  spec: jsonb('spec').$type<{ cron?: string; every?: string; catchupWindow?: string }>().notNull(),
+  /** The POST /v1/runs body each fire sends (without runId or dryRun). */
+  request: jsonb('request').$type<Record<string, unknown>>().notNull(),
+  /** `skip`: a fire while this schedule's last run is still active starts nothing; `allow`: it starts one anyway. */
+  overlap: text('overlap').notNull(),
+  createdAt: createdAt(),
+  updatedAt: moment('updated_at').notNull().defaultNow(),
+  deletedAt: moment('deleted_at'),
+});
+
+/**
+ * One row per fire slot of a schedule: the run it started, or why it started none. The key is
+ * the slot, so a slot fired twice (two workers, a retried activity) is recorded once.
+ */
+export const scheduleFires = pgTable(
+  'schedule_fires',
+  {
+    scheduleId: text('schedule_id')
+      .notNull()
+      .references(() => schedules.id),
+    /** The time Temporal meant to fire at (a manual trigger: when it was asked). */
+    slot: timestamp('slot', { withTimezone: true, precision: 3 }).notNull(),
+    outcome: text('outcome', { enum: ['started', 'skipped'] }).notNull(),
+    runId: uuid('run_id').references(() => runs.id),
+    /** Why a fire was skipped: a machine-readable code and a sentence. */
+    reasonCode: text('reason_code'),
+    reason: text('reason'),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.scheduleId, t.slot] }), uniqueIndex('schedule_fires_run').on(t.runId)],
+);

@@ -8,6 +8,10 @@ export const workflowIds = {
   stackCheck: (id: string) => `devflow-stack-check:${id}`,
   /** One per run: delivers its webhook notifications in order. */
   notify: (runId: string) => `devflow-notify:${runId}`,
+  /** The Temporal Schedule of a devflow schedule. */
+  schedule: (scheduleId: string) => `devflow-schedule:${scheduleId}`,
+  /** Each fire's workflow: Temporal appends the fire time to this. */
+  scheduledRun: (scheduleId: string) => `devflow-scheduled-run:${scheduleId}`,
 };
 
 /** Run events. */

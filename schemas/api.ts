@@ -1,8 +1,9 @@
 // HTTP API payloads (SPEC section 9). The OpenAPI document is generated from these.
 import { createSelectSchema } from 'drizzle-zod';
 import { z } from 'zod';
-import { agentPersonas, approvalDecisions, artifactSchemas, approvalRequests, artifacts, runEvents, runPhases, runs, tuiSessions, workflowTemplates } from '../db/schema.ts';
+import { agentPersonas, approvalDecisions, artifactSchemas, approvalRequests, artifacts, runEvents, runPhases, runs, scheduleFires, tuiSessions, workflowTemplates } from '../db/schema.ts';
 import { DECISION_ACTIONS, RUN_STATES } from '../db/state-machines.ts';
+import { hasNoNul } from '../lib/text.ts';
 import { SCENARIOS } from '../sessions/scenarios.ts';
 import { RUN_BACKENDS } from '../workflows/messages.ts';
 
@@ -13,12 +14,19 @@ export const RUN_AGENTS = ['claude-code', 'codex', 'scripted', 'fake'] as const;
 
 const scenario = z.enum(SCENARIOS);
 
+/** Text the API stores: Postgres cannot hold a NUL, so a request with one is refused, naming the field. */
+const NO_NUL = 'must not contain a NUL character (\\u0000): devflow stores it as text, which cannot hold one';
+/** Nor can it hold half a surrogate pair in JSON (events carry comments and reasons): such text is not Unicode. */
+const UNPAIRED = 'must be Unicode text: it holds half of a surrogate pair';
+const UNPAIRED_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const wellFormed = (text: string) => !UNPAIRED_SURROGATE.test(text);
+
 export const startRunBody = z
   .object({
     template: z.string().regex(/^[a-z][a-z0-9-]*@[1-9][0-9]*$/, 'name@version').default(DEFAULT_TEMPLATE),
-    requirementsMd: z.string().trim().min(1, 'must not be empty').max(1_000_000),
-    repoPath: z.string().min(1).refine((p) => p.startsWith('/'), 'must be an absolute path'),
-    baseBranch: z.string().min(1).max(255),
+    requirementsMd: z.string().trim().min(1, 'must not be empty').max(1_000_000).refine(hasNoNul, NO_NUL).refine(wellFormed, UNPAIRED),
+    repoPath: z.string().min(1).refine(hasNoNul, NO_NUL).refine(wellFormed, UNPAIRED).refine((p) => p.startsWith('/'), 'must be an absolute path'),
+    baseBranch: z.string().min(1).max(255).refine(hasNoNul, NO_NUL).refine(wellFormed, UNPAIRED),
     runId: z.uuid().optional(),
     /** Every role's agent, unless `agents` names it: `tmux` = this host's configured real agent. */
     backend: z.enum(RUN_BACKENDS).optional(),
@@ -74,18 +82,20 @@ export const listRunsQuery = z.object({
   cursor: z.string().optional(),
 });
 
-export const eventsQuery = z.object({ after: z.coerce.number().int().min(0).default(0) });
+/** A seq is a Postgres integer: beyond it there is nothing to resume after. */
+export const MAX_SEQ = 2 ** 31 - 1;
+export const eventsQuery = z.object({ after: z.coerce.number().int().min(0).max(MAX_SEQ).default(0) });
 
 export const decisionBody = z
   .object({
     action: z.enum(DECISION_ACTIONS),
-    clientToken: z.string().min(1).max(200),
-    comment: z.string().max(10_000).optional(),
-    decidedBy: z.string().max(200).optional(),
+    clientToken: z.string().min(1).max(200).refine(hasNoNul, NO_NUL).refine(wellFormed, UNPAIRED),
+    comment: z.string().max(10_000).refine(hasNoNul, NO_NUL).refine(wellFormed, UNPAIRED).optional(),
+    decidedBy: z.string().max(200).refine(hasNoNul, NO_NUL).refine(wellFormed, UNPAIRED).optional(),
   })
   .strict();
 
-export const abortBody = z.object({ clientToken: z.string().min(1).max(200), reason: z.string().max(2_000).optional() }).strict();
+export const abortBody = z.object({ clientToken: z.string().min(1).max(200).refine(hasNoNul, NO_NUL).refine(wellFormed, UNPAIRED), reason: z.string().max(2_000).refine(hasNoNul, NO_NUL).refine(wellFormed, UNPAIRED).optional() }).strict();
 
 export const errorResponse = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
@@ -130,7 +140,8 @@ export const runDetailResponse = z.object({
   /** The run's stop: its pending gate or how it ended; null while it works. */
   stop: stopSchema.nullable(),
   phases: z.array(phaseSchema.extend({ stop: stopSchema.nullable() })),
-  sessions: z.array(sessionSchema.extend({ stop: stopSchema.nullable() })),
+  /** `flag`: a session devflow kept though something is wrong with it (an agent alive but silent). */
+  sessions: z.array(sessionSchema.extend({ stop: stopSchema.nullable(), flag: stopSchema.nullable() })),
   artifacts: z.array(artifactSchema),
   approvals: z.array(approvalSchema),
   usage: usageSchema,
@@ -188,3 +199,53 @@ export const pendingApprovalsResponse = z.object({
     }),
   ),
 });
+
+/** What each fire of a schedule asks for: a POST /v1/runs body without its run id or dry run. */
+export const scheduledRunRequest = startRunBody.omit({ runId: true, dryRun: true });
+export type ScheduledRunRequest = z.infer<typeof scheduledRunRequest>;
+
+const duration = z.string().regex(/^[1-9][0-9]*(s|m|h|d)$/, 'a whole number and s, m, h or d, e.g. 15m');
+export const SCHEDULE_OVERLAPS = ['skip', 'allow'] as const;
+
+export const createScheduleBody = z
+  .object({
+    id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes, at most 63'),
+    /** A cron expression (five fields, UTC), or `every` an interval: exactly one of them. */
+    cron: z.string().trim().min(1).max(200).optional(),
+    every: duration.optional(),
+    /** `skip` (default): a fire while this schedule's last run is still active starts nothing, and says so. */
+    overlap: z.enum(SCHEDULE_OVERLAPS).default('skip'),
+    /** Fires missed while Temporal was down are made up only within this window (default 5m). */
+    catchupWindow: duration.default('5m'),
+    paused: z.boolean().default(false),
+    note: z.string().max(500).optional(),
+    request: scheduledRunRequest,
+  })
+  .strict()
+  .refine((b) => (b.cron === undefined) !== (b.every === undefined), { path: ['cron'], message: 'give exactly one of cron and every' });
+export type CreateScheduleBody = z.infer<typeof createScheduleBody>;
+
+export const scheduleParams = z.object({ scheduleId: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a schedule id') });
+export const scheduleNoteBody = z.object({ note: z.string().max(500).optional() }).strict().default({});
+
+export const scheduleFireSchema = createSelectSchema(scheduleFires).meta({ id: 'ScheduleFire' });
+export const scheduleSchema = z
+  .object({
+    id: z.string(),
+    cron: z.string().nullable(),
+    every: z.string().nullable(),
+    overlap: z.enum(SCHEDULE_OVERLAPS),
+    catchupWindow: z.string(),
+    request: jsonObject,
+    createdAt: z.date(),
+    /** From Temporal: null when it could not be asked. */
+    paused: z.boolean().nullable(),
+    note: z.string().nullable(),
+    nextFires: z.array(z.date()),
+    /** The latest fires, newest first: the run each started, or why it started none. */
+    fires: z.array(scheduleFireSchema),
+  })
+  .meta({ id: 'Schedule' });
+export const scheduleListResponse = z.object({ schedules: z.array(scheduleSchema) });
+export const scheduleDeletedResponse = z.object({ id: z.string(), deleted: z.literal(true) });
+export const scheduleTriggeredResponse = z.object({ id: z.string(), triggered: z.literal(true) });

@@ -50,6 +50,9 @@ function expectDeclared(method: string, route: string, response: LightMyRequestR
 }
 
 beforeAll(async () => {
+  // A worker that can start runs for a schedule's fire, as the real one can.
+  await h.stopWorkers(() => true);
+  await h.startWorker({ starts: { client: h.client, taskQueue: h.taskQueue, maxConcurrentRuns: 1_000 } });
   temporal = await Connection.connect({ address: inject('temporalAddress') });
   api = await buildApi({ db: h.db, pool: h.pool, temporal, namespace: 'default', taskQueue: h.taskQueue, maxConcurrentRuns: 1_000, workspaceRoot: h.workspaceRoot });
   doc = JSON.parse((await api.inject({ url: '/openapi.json' })).body);
@@ -60,7 +63,7 @@ afterAll(async () => {
   await temporal?.close();
 });
 
-async function call(method: 'GET' | 'POST', route: string, url: string, payload?: unknown) {
+async function call(method: 'GET' | 'POST' | 'DELETE', route: string, url: string, payload?: unknown) {
   const response = await api.inject({ method, url, ...(payload ? { payload: payload as object } : {}) });
   expectDeclared(method, route, response);
   return response;
@@ -122,6 +125,24 @@ describe('the API contract', () => {
 
     const other = JSON.parse((await call('POST', '/v1/runs', '/v1/runs', { ...start, repoPath: makeRepo(h.root) })).body) as { runId: string };
     expect((await call('POST', '/v1/runs/{runId}/abort', `/v1/runs/${other.runId}/abort`, { clientToken: 'stop' })).statusCode).toBe(202);
+
+    // Schedules: created, refused, read, paused, resumed, fired, deleted.
+    const schedule = { id: 'contract', cron: '0 3 * * *', request: { ...start, repoPath: makeRepo(h.root) } };
+    expect((await call('POST', '/v1/schedules', '/v1/schedules', schedule)).statusCode).toBe(201);
+    expect((await call('POST', '/v1/schedules', '/v1/schedules', schedule)).statusCode).toBe(200);
+    expect((await call('POST', '/v1/schedules', '/v1/schedules', { ...schedule, cron: '0 4 * * *' })).statusCode).toBe(409);
+    expect((await call('POST', '/v1/schedules', '/v1/schedules', { ...schedule, every: '1h' })).statusCode).toBe(400);
+    expect((await call('GET', '/v1/schedules', '/v1/schedules')).statusCode).toBe(200);
+    expect((await call('GET', '/v1/schedules/{scheduleId}', '/v1/schedules/contract')).statusCode).toBe(200);
+    expect((await call('GET', '/v1/schedules/{scheduleId}', '/v1/schedules/none')).statusCode).toBe(404);
+    expect((await call('POST', '/v1/schedules/{scheduleId}/pause', '/v1/schedules/contract/pause', {})).statusCode).toBe(200);
+    expect((await call('POST', '/v1/schedules/{scheduleId}/resume', '/v1/schedules/contract/resume', { note: 'back' })).statusCode).toBe(200);
+    expect((await call('POST', '/v1/schedules/{scheduleId}/trigger', '/v1/schedules/contract/trigger')).statusCode).toBe(202);
+    let fired: { runId: string | null } | undefined;
+    await waitFor('the fire', 30_000, async () => (fired = (JSON.parse((await api.inject({ url: '/v1/schedules/contract' })).body) as { fires: { runId: string | null }[] }).fires[0]) !== undefined, 50);
+    expect((await call('POST', '/v1/runs/{runId}/abort', `/v1/runs/${fired!.runId}/abort`, { clientToken: 'stop' })).statusCode).toBe(202);
+    expect((await call('DELETE', '/v1/schedules/{scheduleId}', '/v1/schedules/contract')).statusCode).toBe(200);
+    expect((await call('DELETE', '/v1/schedules/{scheduleId}', '/v1/schedules/contract')).statusCode).toBe(404);
 
     // Every route of the document was answered for real at least once.
     const answered = new Set([...checked].map((c) => c.split(' ').slice(0, 2).join(' ')));

@@ -73,7 +73,8 @@ describe('health and documents', () => {
     expect(doc.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.paths).sort()).toEqual([
       '/healthz', '/readyz', '/v1/approvals', '/v1/definitions/reload', '/v1/runs', '/v1/runs/{runId}', '/v1/runs/{runId}/abort', '/v1/runs/{runId}/approvals', '/v1/runs/{runId}/approvals/{approvalId}', '/v1/runs/{runId}/artifacts/{artifactId}',
-      '/v1/runs/{runId}/events', '/v1/runs/{runId}/report', '/v1/runs/{runId}/sessions/{sessionId}/transcript', '/v1/templates',
+      '/v1/runs/{runId}/events', '/v1/runs/{runId}/report', '/v1/runs/{runId}/sessions/{sessionId}/transcript', '/v1/schedules', '/v1/schedules/{scheduleId}',
+      '/v1/schedules/{scheduleId}/pause', '/v1/schedules/{scheduleId}/resume', '/v1/schedules/{scheduleId}/trigger', '/v1/templates',
     ]);
     expect(doc.paths['/v1/runs'].post.requestBody.content['application/json'].schema.required).toEqual(['requirementsMd', 'repoPath', 'baseBranch']);
   });

@@ -146,6 +146,31 @@ describe('devflow CLI', () => {
     expect(missing.out).toContain('no-such-folder: no such folder');
   });
 
+  it('creates, lists, shows, pauses, resumes and deletes a schedule', async () => {
+    const requirements = path.join(h.root, 'weekly.md');
+    await writeFile(requirements, '# Weekly\n\nUpdate the changelog.\n');
+    const repo = makeRepo(h.root);
+    const runOptions = ['--repo', repo, '--base', 'main', '--requirements', requirements, '--agent', 'scripted'];
+    const both = await devflow(['schedule', 'create', 'weekly', '--cron', '0 9 * * 1', '--every', '1h', ...runOptions]);
+    expect([both.code, both.out.trim()]).toEqual([EXIT.badInput, 'give exactly one of --cron <expression> and --every <interval>']);
+    const badRepo = await devflow(['schedule', 'create', 'weekly', '--cron', '0 9 * * 1', ...runOptions.map((o) => (o === repo ? '/nowhere' : o))]);
+    expect(badRepo.code, badRepo.out).toBe(EXIT.badInput);
+    expect(badRepo.out).toContain('repoPath /nowhere');
+
+    const created = await devflow(['schedule', 'create', 'weekly', '--cron', '0 9 * * 1', '--paused', '--note', 'starts next quarter', ...runOptions]);
+    expect(created.code, created.out).toBe(EXIT.ok);
+    expect(created.out).toContain('schedule weekly: cron "0 9 * * 1" (UTC), paused (starts next quarter), overlap skip');
+    expect(created.out).toContain(`runs development@2 on ${repo}@main`);
+    expect((await devflow(['schedule', 'list'])).out).toMatch(/^weekly\s+paused\s+cron "0 9 \* \* 1" \(UTC\)\s+next \d{4}-/m);
+    expect((await devflow(['schedule', 'resume', 'weekly'])).out).toContain('schedule weekly: cron "0 9 * * 1" (UTC), active');
+    const shown = await devflow(['schedule', 'show', 'weekly']);
+    expect(shown.out).toMatch(/next: \d{4}-\d\d-\d\dT09:00:00/);
+    expect((await devflow(['schedule', 'delete', 'weekly'])).out).toContain('schedule weekly deleted');
+    const gone = await devflow(['schedule', 'show', 'weekly']);
+    expect(gone.code).not.toBe(EXIT.ok);
+    expect(gone.out).toContain('schedule weekly does not exist');
+  });
+
   it('prints a dry run per phase with the exact prompt, and starts nothing', async () => {
     const requirements = path.join(h.root, 'requirements.md');
     await writeFile(requirements, '# Dry\n\nPrint hello.\n');

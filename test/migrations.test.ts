@@ -32,7 +32,7 @@ describe('migrations', () => {
     const tables = await handle.pool.query("select table_name from information_schema.tables where table_schema = 'public' order by 1");
     expect(tables.rows.map((r) => r.table_name)).toEqual([
       'agent_personas', 'agent_usage', 'approval_decisions', 'approval_requests', 'artifact_schemas', 'artifacts', 'notification_outbox', 'run_events', 'run_phases', 'runs',
-      'stack_checks', 'tui_sessions', 'tui_transcripts', 'workflow_templates',
+      'schedule_fires', 'schedules', 'stack_checks', 'tui_sessions', 'tui_transcripts', 'workflow_templates',
     ]);
   });
 });

@@ -29,6 +29,17 @@ describe('recorded histories', () => {
     expect(failures).toEqual([]);
   });
 
+  it("of a schedule's fire replay with the current code", async () => {
+    const histories = loadHistories(/^scheduled-run-era-\d+$/);
+    expect(histories.map((h) => h.workflowId)).toEqual(['scheduled-run-era-1/fire-started']);
+    const workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quiet });
+    const failures: string[] = [];
+    for await (const result of Worker.runReplayHistories({ workflowBundle }, histories)) {
+      if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
+    }
+    expect(failures).toEqual([]);
+  });
+
   it('refuse a change to the sequence of steps that is not behind patched()', async () => {
     const workflowBundle = await bundleWorkflowCode({ workflowsPath: path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'unpatched-workflow', 'index.ts'), logger: quiet });
     const results: { workflowId: string; error?: Error }[] = [];

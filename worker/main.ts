@@ -50,6 +50,8 @@ await runMain('worker', async () => {
       settings: { trustWorktree: config.agents.trustWorktree, bypassPermissions: config.agents.bypassPermissions },
     },
   });
+  let lockLost: Error | undefined;
+  const control: { stop?: (reason: string) => void } = {};
   const sessions = await SessionManager.start({
     db: database.db,
     pool: database.pool,
@@ -58,6 +60,13 @@ await runMain('worker', async () => {
     drivers,
     log,
     shutdownDrainMs: config.shutdownDrainMs,
+    onLockLost: (error) => {
+      lockLost = error;
+      log.error({ error: error.message }, "lost the host's session lock (its Postgres connection ended); stopping so a new worker takes it again");
+      // Before the workers run there is nothing to drain: exit at once.
+      if (control.stop) control.stop('host lock lost');
+      else process.exit(1);
+    },
     notifyRun: (runId, lost) =>
       client.workflow.getHandle(runWorkflowId(runId)).signal(sessionLostSignal, {
         ...(lost.approvalRequestId ? { approvalRequestId: lost.approvalRequestId } : {}), sessionId: lost.sessionId, roleId: lost.roleId,
@@ -69,7 +78,9 @@ await runMain('worker', async () => {
 
   const connection = await NativeConnection.connect({ address: services.temporalAddress });
   const hostQueue = hostTaskQueue(config.hostId);
-  const deps = { db: database.db, drivers: sessions.trackedDrivers(), workspaceRoot: config.workspaceRoot, hostId: config.hostId, hostQueue, webhooks: config.webhooks, hungProbes: config.probes.hung, probeIntervalMs: config.probes.intervalMs };
+  const deps = { db: database.db, drivers: sessions.trackedDrivers(), workspaceRoot: config.workspaceRoot, hostId: config.hostId, hostQueue, webhooks: config.webhooks, hungProbes: config.probes.hung, probeIntervalMs: config.probes.intervalMs, maxArtifactBytes: config.maxArtifactBytes,
+    // A schedule's fire starts its run here, with the same limits the API applies.
+    starts: { client, taskQueue: config.taskQueue, maxConcurrentRuns: config.maxConcurrentRuns, maxRunsPerRepo: config.maxRunsPerRepo, definitions: registered, configuredAgent: config.agentPreset } };
   const workers = await createDevflowWorkers({ connection, namespace: config.temporal.namespace, taskQueue: config.taskQueue, deps });
   // Runs whose workflow is gone or closed are settled; agents of ended runs on this host disposed.
   const reconciler = startReconciler(new Reconciler({ db: database.db, client, hostId: config.hostId, finalize: createFinalizeActivities(deps), log }), config.reconcileIntervalMs, log);
@@ -79,16 +90,16 @@ await runMain('worker', async () => {
     : undefined;
 
   let stopping = false;
-  const stop = (reason: string) => {
+  control.stop = (reason: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ reason }, 'worker shutting down');
     workers.shutdown();
   };
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => control.stop?.('SIGINT'));
+  process.once('SIGTERM', () => control.stop?.('SIGTERM'));
   // Under `devflow up`, losing the supervisor's IPC channel means it died: do not linger.
-  process.once('disconnect', () => stop('supervisor gone'));
+  process.once('disconnect', () => control.stop?.('supervisor gone'));
 
   log.info({ taskQueue: config.taskQueue, hostQueue, temporal: services.temporalAddress }, 'worker polling');
   process.send?.({ type: 'ready' });
@@ -102,4 +113,6 @@ await runMain('worker', async () => {
   await clientConnection.close();
   await database.close();
   log.info('worker stopped');
+  // A non-zero exit: the supervisor (`devflow up`, systemd, …) starts a worker that takes the lock again.
+  if (lockLost) throw new Error(`the host's session lock was lost: ${lockLost.message}`);
 });

@@ -18,20 +18,26 @@ export const HISTORIES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta
  */
 export const CURRENT_ERA = 5;
 
-/** Records a history of the current era; one that exists already is kept as it is. */
-export async function recordHistory(handle: WorkflowHandle, name: string): Promise<void> {
+/**
+ * The scheduled-run workflow's current era (workflows/scheduled-run.ts), recorded apart from the
+ * run workflow's under `scheduled-run-era-N`. Bump it with its first patch.
+ */
+export const SCHEDULED_RUN_ERA = 1;
+
+/** Records a history of the current era (of the run workflow by default); one that exists already is kept as it is. */
+export async function recordHistory(handle: WorkflowHandle, name: string, era = `era-${CURRENT_ERA}`): Promise<void> {
   if (process.env.DEVFLOW_RECORD_HISTORIES !== '1') return;
-  const folder = path.join(HISTORIES_DIR, `era-${CURRENT_ERA}`);
+  const folder = path.join(HISTORIES_DIR, era);
   const file = path.join(folder, `${name}.json`);
   if (existsSync(file)) return;
   mkdirSync(folder, { recursive: true });
   writeFileSync(file, `${historyToJSON(await handle.fetchHistory())}\n`);
 }
 
-/** Every era's histories, named `era-N/<name>`. */
-export function loadHistories(): { workflowId: string; history: ReturnType<typeof historyFromJSON> }[] {
+/** Every era's histories, named `era-N/<name>` (or those of the folders `eras` matches). */
+export function loadHistories(eras = /^era-\d+$/): { workflowId: string; history: ReturnType<typeof historyFromJSON> }[] {
   return readdirSync(HISTORIES_DIR, { withFileTypes: true })
-    .filter((d) => d.isDirectory() && /^era-\d+$/.test(d.name))
+    .filter((d) => d.isDirectory() && eras.test(d.name))
     .flatMap((d) => readdirSync(path.join(HISTORIES_DIR, d.name)).filter((f) => f.endsWith('.json')).map((f) => `${d.name}/${f}`))
     .sort()
     .map((f) => ({ workflowId: f.replace(/\.json$/, ''), history: historyFromJSON(JSON.parse(readFileSync(path.join(HISTORIES_DIR, f), 'utf8'))) }));
