@@ -30,8 +30,10 @@ interface EventLike {
 
 const TERMINAL_EVENTS = new Set(['run.completed', 'run.failed', 'run.aborted']);
 const SESSION_STOP_EVENTS = ['session.process_lost', 'session.crashed', 'artifact.timeout', 'session.failed', 'session.closed'];
-/** The only events a stop is read from: a reader fetches these, not a run's whole log. */
-export const STOP_EVENT_TYPES: string[] = [...TERMINAL_EVENTS, 'phase.failed', ...SESSION_STOP_EVENTS];
+/** A kept agent is flagged from its recovery until its phase is done (it goes idle). */
+const FLAG_EVENTS = ['session.rebootstrapped', 'session.idle'];
+/** The only events a stop or flag is read from: a reader fetches these, not a run's whole log. */
+export const STOP_EVENT_TYPES: string[] = [...TERMINAL_EVENTS, 'phase.failed', ...SESSION_STOP_EVENTS, ...FLAG_EVENTS];
 
 /** The code a failure's reason carries: its error code (`agent_start_failed: …`), or what its words say. */
 export function codeOf(reason: string, fallback: string): string {
@@ -114,4 +116,24 @@ export function sessionStops(sessions: { id: string; roleId: string; state: stri
     }
   }
   return stops;
+}
+
+/**
+ * Each session flagged while it works: an agent probes agreed was alive but silent, kept (not
+ * killed) and reminded by a repair prompt. The flag goes when its phase is done; if the agent
+ * stays silent, the session fails and its stop says so instead.
+ */
+export function sessionFlags(sessions: { id: string; roleId: string; state: string }[], events: EventLike[]): Map<string, Stop> {
+  const flags = new Map<string, Stop>();
+  for (const session of sessions) {
+    if (['FAILED_NEEDS_HUMAN', 'CLOSED'].includes(session.state)) continue;
+    const last = [...events].reverse().find((e) => FLAG_EVENTS.includes(e.type) && (e.payload as { sessionId?: string } | null)?.sessionId === session.id);
+    if ((last?.payload as { flagged?: string } | undefined)?.flagged !== 'silent') continue;
+    flags.set(session.id, {
+      code: 'silent',
+      reason: `the ${session.roleId} agent is alive but was silent through every probe; devflow kept it rather than kill its work`,
+      next: 'it got one repair prompt; if it still writes no artifact, the run waits for a person at artifact_timeout_exhausted',
+    });
+  }
+  return flags;
 }

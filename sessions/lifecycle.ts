@@ -12,6 +12,7 @@ import { openApprovalRequest } from '../db/approvals.ts';
 import { transitionRun, transitionSession, type TuiSession } from '../db/transitions.ts';
 import { DevflowError, isDevflowError } from '../lib/errors.ts';
 import { sessionKeys } from '../lib/keys.ts';
+import { storable } from '../lib/text.ts';
 import { classifyProbe, type LaunchOptions, type ProbeClassification, type ProbeResult, type SessionDrivers, type SessionTarget, type StartedSession } from './driver.ts';
 
 /** What the session lifecycle needs: the database, this host's drivers, and test hooks. */
@@ -199,12 +200,17 @@ export function sessionLifecycle(deps: SessionContext) {
       })).row;
     }
     if (current.state === 'RESUMING') {
-      // An agent that is alive and not hung (it is working, or idle at its prompt) is kept: the
-      // repair prompt goes to it as it is. Otherwise it is restarted, with its conversation
+      // An agent whose process is alive is kept: the repair prompt goes to it as it is. One that
+      // probes agreed is silent (HUNG) is flagged too: killing a live agent loses its work, so a
+      // person decides if it stays silent. A crashed one is restarted, with its conversation
       // where the agent kept one; the event says which.
-      const wasLate = session.state === 'ARTIFACT_TIMEOUT';
-      const started = wasLate && (await driver.resume(targetOf(current)).catch(() => false))
-        ? { kept: true, reason: 'alive and not hung: kept, and reminded by the repair prompt' }
+      // What the probe found, also when a retry finds the session RESUMING already.
+      const found = session.state === 'RESUMING' ? ((await findEventByKey(db, key('resuming')))?.payload as { from?: string } | undefined)?.from : session.state;
+      const alive = found !== 'CRASHED' && (await driver.resume(targetOf(current)).catch(() => false));
+      const started = alive
+        ? found === 'HUNG'
+          ? { kept: true, flagged: 'silent', reason: 'alive but silent: kept and flagged; the repair prompt reminds it, and a person decides if it stays silent' }
+          : { kept: true, reason: 'alive and not hung: kept, and reminded by the repair prompt' }
         : await driver.rebootstrap(targetOf(current), recordDialogs(current, cycle));
       checkpoint(deps, 'rebootstrap:restarted');
       current = (await transitionSession(db, {
@@ -331,8 +337,11 @@ export function sessionLifecycle(deps: SessionContext) {
       return { classification, ...(probe.hint ? { hint: probe.hint } : {}) };
     },
 
-    async rebootstrapSession(input: { sessionId: string; cycle: string }): Promise<void> {
+    /** Keeps the agent when its process is alive, else restarts it; says which. */
+    async rebootstrapSession(input: { sessionId: string; cycle: string }): Promise<{ kept: boolean }> {
       await recover(await loadSession(deps, input.sessionId), input.cycle);
+      const done = await findEventByKey(db, sessionKeys.recovery(input.sessionId, 'rebootstrapped', input.cycle));
+      return { kept: (done?.payload as { kept?: boolean } | undefined)?.kept === true };
     },
 
     /**
@@ -356,7 +365,8 @@ export function sessionLifecycle(deps: SessionContext) {
       const chunks = await deps.drivers.forBackend(session.backend).captureTranscript(targetOf(session), session.lastCaptureSeq);
       if (chunks.length === 0) return { captured: 0 };
       await db.transaction(async (tx) => {
-        await tx.insert(tuiTranscripts).values(chunks.map((c) => ({ sessionId: session.id, seq: c.seq, chunk: c.chunk }))).onConflictDoNothing();
+        // What an agent printed is stored as text, which cannot hold a NUL.
+        await tx.insert(tuiTranscripts).values(chunks.map((c) => ({ sessionId: session.id, seq: c.seq, chunk: storable(c.chunk) }))).onConflictDoNothing();
         checkpoint(deps, 'captureTranscript:rows');
         await tx
           .update(tuiSessions)

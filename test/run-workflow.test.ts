@@ -7,6 +7,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { eq } from 'drizzle-orm';
 import { tuiSessions } from '../db/schema.ts';
+import { listEventsOfTypes } from '../db/events.ts';
+import { sessionFlags, sessionStops, STOP_EVENT_TYPES } from '../db/stops.ts';
 import { DevflowError } from '../lib/errors.ts';
 import { waitFor } from '../lib/wait.ts';
 import { abortSignal, decisionSignal, runWorkflowId, sessionLostSignal, type Decision } from '../workflows/messages.ts';
@@ -316,10 +318,34 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     if (classification === 'HUNG') expect(probe.payload).toMatchObject({ probes: 3, agreed: true });
     if (backend === 'scripted') expect(probes[0]!.payload).toMatchObject({ alive: classification !== 'CRASHED', pid: expect.any(Number) });
     expect(h.prompts(runId, 'implementer', implementer[0]!.id).at(-1)).toContain(`session ${classification}`);
-    // An agent that is late but alive and not hung is kept (the same process gets the repair prompt); a hung or crashed one is restarted.
+    // An agent whose process is alive is kept (the same process gets the repair prompt), a silent one flagged too; a crashed one is restarted.
     const recovered = snap.events.includes('session.rebootstrapped') ? (await h.db.query.runEvents.findFirst({ where: (e, { and, eq }) => and(eq(e.runId, runId), eq(e.type, 'session.rebootstrapped')) }))! : undefined;
-    if (classification === 'ARTIFACT_TIMEOUT') expect(recovered?.payload).toMatchObject({ kept: true });
-    else expect(recovered?.payload).not.toHaveProperty('kept');
+    if (classification === 'CRASHED') expect(recovered?.payload).not.toHaveProperty('kept');
+    else expect(recovered?.payload).toMatchObject({ kept: true, ...(classification === 'HUNG' ? { flagged: 'silent' } : {}) });
+    if (classification === 'CRASHED') expect(h.prompts(runId, 'implementer', implementer[0]!.id).at(-1)).toContain('your session was restarted');
+    else expect(h.prompts(runId, 'implementer', implementer[0]!.id).at(-1)).toContain('your session was kept as it is');
+  });
+
+  it('keeps and flags an agent alive but silent; if it stays silent, a person decides and the flag gives way to the stop', async () => {
+    const { runId } = await h.start({ scenarios: { spec: ['hang', 'hang'] } });
+    let flagged: ReturnType<typeof sessionFlags> = new Map();
+    await waitFor('the silent agent kept and flagged', 30_000, async () => {
+      const snap = await h.snapshot(runId);
+      flagged = sessionFlags(snap.sessions, await listEventsOfTypes(h.db, runId, STOP_EVENT_TYPES));
+      return flagged.size > 0;
+    }, 50);
+    const [sessionId, flag] = [...flagged][0]!;
+    expect(flag).toMatchObject({ code: 'silent', reason: expect.stringContaining('spec_writer agent is alive but was silent') });
+    await h.waitForGate(runId, 'artifact_timeout_exhausted');
+    const snap = await h.snapshot(runId);
+    const session = snap.sessions.find((s) => s.id === sessionId)!;
+    expect(session.state).toBe('FAILED_NEEDS_HUMAN');
+    // The same process all along: kept, never restarted.
+    expect(snap.events.filter((e) => e === 'session.ready')).toHaveLength(1);
+    const events = await listEventsOfTypes(h.db, runId, STOP_EVENT_TYPES);
+    expect(sessionFlags(snap.sessions, events).size).toBe(0);
+    expect(sessionStops(snap.sessions, events).get(sessionId)).toMatchObject({ code: expect.any(String), next: expect.stringContaining('approving starts a new agent') });
+    await decide(h, runId, 'artifact_timeout_exhausted', 'abort');
   });
 
   it('raises artifact_timeout_exhausted when the repair times out too; reject ends the run failed', async () => {

@@ -1,6 +1,6 @@
 // Why a run, phase or session stopped and what happens next, for each way it can stop.
 import { describe, expect, it } from 'vitest';
-import { codeOf, phaseStops, runStop, sessionStops } from '../db/stops.ts';
+import { codeOf, phaseStops, runStop, sessionFlags, sessionStops } from '../db/stops.ts';
 import { CANCELLED_FROM_TEMPORAL } from '../workflows/run.ts';
 
 const run = (state: string, finalReportPath: string | null = null) => ({ id: 'r1', state, repoPath: '/src/app', finalReportPath });
@@ -71,6 +71,17 @@ describe('stops', () => {
     expect(stops.get('s1')).toEqual({ code: 'process_lost', reason: "the spec_writer agent's process is gone", next: 'restarted with its conversation when spec_writer works next (1 of 1 automatic)' });
     expect(stops.has('s2')).toBe(false);
     expect(stops.get('s3')).toMatchObject({ code: 'run_ended' });
+  });
+
+  it('flags an agent kept alive though silent until its phase is done; a late or restarted one is not flagged', () => {
+    const sessions = [{ id: 's1', roleId: 'implementer', state: 'BUSY' }, { id: 's2', roleId: 'reviewer', state: 'BUSY' }];
+    const kept = { type: 'session.rebootstrapped', payload: { sessionId: 's1', kept: true, flagged: 'silent' } };
+    const late = { type: 'session.rebootstrapped', payload: { sessionId: 's2', kept: true } };
+    const flags = sessionFlags(sessions, [kept, late]);
+    expect([...flags.keys()]).toEqual(['s1']);
+    expect(flags.get('s1')).toMatchObject({ code: 'silent', reason: expect.stringContaining('implementer agent is alive but was silent'), next: expect.stringContaining('artifact_timeout_exhausted') });
+    expect(sessionFlags(sessions, [kept, { type: 'session.idle', payload: { sessionId: 's1' } }]).size).toBe(0);
+    expect(sessionFlags([{ id: 's1', roleId: 'implementer', state: 'FAILED_NEEDS_HUMAN' }], [kept]).size).toBe(0);
   });
 
   it('reads a leading error code only when devflow knows it', () => {

@@ -375,12 +375,15 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
         if (probe.classification === 'tmux_liveness_only') {
           return gate('artifact_timeout_exhausted', `no artifact within ${timeoutMs} ms; the probe cannot tell why`, 'FAILED_NEEDS_HUMAN', probe.hint);
         }
+        let recovered: { kept: boolean } | undefined;
         try {
-          await act(onHost(DELIVERY), 'rebootstrapSession', `${phase.key}: restart the ${probe.classification} session`, { sessionId, cycle });
+          recovered = await act(onHost(DELIVERY), 'rebootstrapSession', `${phase.key}: restart the ${probe.classification} session`, { sessionId, cycle });
         } catch (error) {
           return gateFor(error, 'session_recovery_required', 'FAILED_NEEDS_HUMAN');
         }
-        const done = probe.classification === 'ARTIFACT_TIMEOUT' ? 'your session was kept as it is' : 'your session was restarted';
+        // Histories from before the activity said which: only a late (not hung) agent was kept then.
+        const kept = recovered ? recovered.kept : probe.classification === 'ARTIFACT_TIMEOUT';
+        const done = kept ? 'your session was kept as it is' : 'your session was restarted';
         errors = [`no artifact was written within ${timeoutMs} ms (session ${probe.classification}); ${done}`];
       }
       promptKind = 'repair';
