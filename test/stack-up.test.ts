@@ -10,6 +10,7 @@ import { Client, Connection } from '@temporalio/client';
 import pg from 'pg';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { isAlive, readPidFiles } from '../cli/stack/pid-files.ts';
+import { Supervisor, type PartExit, type RunningPart } from '../cli/stack/supervisor.ts';
 import { processAlive } from '../lib/processes.ts';
 import { waitFor } from '../lib/wait.ts';
 import { makeRepo } from './helpers/run-harness.ts';
@@ -163,6 +164,86 @@ describe('devflow up', () => {
     await expectNothingLeft(home, pidsAgain);
   }, 300_000);
 
+  it('restarts a killed Temporal dev server and Postgres, and the run waiting at its gate goes on', async () => {
+    const home = await newHome();
+    const [api, pgPort, temporalPort, uiPort] = await freePorts(4);
+    const up = startUp({
+      DEVFLOW_HOME: home,
+      DEVFLOW_API_PORT: String(api),
+      DEVFLOW_PG_PORT: String(pgPort),
+      DEVFLOW_TEMPORAL_PORT: String(temporalPort),
+      DEVFLOW_TEMPORAL_UI_PORT: String(uiPort),
+      TEMPORAL_CLI_PATH: inject('temporalCliPath'),
+    });
+    await waitUntilUp(up);
+    const apiUrl = `http://127.0.0.1:${api}`;
+    const readyz = async () => (await fetch(`${apiUrl}/readyz`).catch(() => undefined))?.status;
+    const runOf = async (id: string) => (await (await fetch(`${apiUrl}/v1/runs/${id}`)).json()) as {
+      run: { state: string }; phases: { phaseKey: string; state: string }[];
+    };
+
+    const started = await fetch(`${apiUrl}/v1/runs`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ requirementsMd: '# Survive restarts\n', repoPath: makeRepo(home), baseBranch: 'main', backend: 'scripted' }),
+    });
+    expect(started.status).toBe(202);
+    const { runId } = (await started.json()) as { runId: string };
+    await waitFor('the run to wait at its spec gate', 60_000, async () => (await runOf(runId)).run.state === 'awaiting_approval');
+
+    /** kill -9 a part; the terminal reports it and /readyz is 200 again within the bound. */
+    const killAndWaitForReady = async (name: 'temporal' | 'postgres', boundMs: number) => {
+      const pid = (await readPidFiles(path.join(home, 'run'))).get(name)!;
+      expect(isAlive(pid)).toBe(true);
+      const killedAt = Date.now();
+      process.kill(pid, 'SIGKILL');
+      await waitFor(`${name} to be reported dead`, 10_000, async () => up.output().includes(`${name} was killed by SIGKILL; restarting it in 1 s`));
+      await waitFor(`/readyz to notice ${name} is gone`, 10_000, async () => (await readyz()) === 503, 100);
+      await waitFor(`/readyz 200 after ${name} was killed`, boundMs, async () => (await readyz()) === 200, 250);
+      const seconds = (Date.now() - killedAt) / 1000;
+      process.stdout.write(`${name}: /readyz 200 ${seconds.toFixed(1)} s after kill -9\n`);
+      await waitFor(`${name} to be reported restarted`, 30_000, async () => new RegExp(`${name} restarted \\(pid \\d+\\)`).test(up.output()));
+      const restarted = (await readPidFiles(path.join(home, 'run'))).get(name)!;
+      expect(restarted).not.toBe(pid);
+      expect(isAlive(restarted)).toBe(true);
+      expect(up.child.exitCode).toBeNull();
+    };
+
+    // Temporal: the restarted server has the run's history (its SQLite file); approving moves it on.
+    await killAndWaitForReady('temporal', 30_000);
+    const approvals = (await (await fetch(`${apiUrl}/v1/runs/${runId}/approvals`)).json()) as { approvals: { id: string; gateKey: string; state: string }[] };
+    const gate = approvals.approvals.find((a) => a.gateKey === 'spec_approved' && a.state === 'pending')!;
+    expect(gate).toBeDefined();
+    let decided: Response | undefined;
+    // The worker may still be reconnecting; a 503 means "send it again", as the API says.
+    await waitFor('the approval to be accepted', 30_000, async () => {
+      decided = await fetch(`${apiUrl}/v1/runs/${runId}/approvals/${gate.id}`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ action: 'approve', clientToken: 'after-temporal-restart' }),
+      });
+      return decided.status !== 503;
+    }, 500);
+    expect(decided!.status).toBe(202);
+    await waitFor('the run to go on through its phases to the end', 60_000, async () => (await runOf(runId)).run.state === 'completed', 500);
+    const phases = (await runOf(runId)).phases.map((p) => [p.phaseKey, p.state]);
+    expect(phases).toEqual([['spec', 'completed'], ['implement', 'completed'], ['review', 'completed']]);
+
+    // Postgres: restarted on its data folder; the run is still there as it was.
+    await killAndWaitForReady('postgres', 30_000);
+    const after = await fetch(`${apiUrl}/v1/runs/${runId}`);
+    expect(after.status).toBe(200);
+    const body = (await after.json()) as Awaited<ReturnType<typeof runOf>>;
+    expect(body.run.state).toBe('completed');
+    expect(body.phases.map((p) => [p.phaseKey, p.state])).toEqual(phases);
+
+    // Ctrl-C still stops everything, and nothing is restarted on the way out.
+    const pids = [...(await readPidFiles(path.join(home, 'run'))).values()];
+    const before = up.output().length;
+    process.kill(-up.child.pid!, 'SIGINT');
+    expect(await up.exited).toBe(0);
+    expect(up.output().slice(before)).not.toContain('restarting');
+    await expectNothingLeft(home, pids);
+  }, 240_000);
+
   it('uses existing services from DATABASE_URL and TEMPORAL_ADDRESS instead of starting its own', async () => {
     const home = await newHome();
     const [api] = await freePorts(1);
@@ -185,6 +266,39 @@ describe('devflow up', () => {
     expect(await up.exited).toBe(0);
     await expectNothingLeft(home, [...pids.values()]);
   }, 180_000);
+
+  it('gives up on a part that keeps dying, saying so, instead of restarting it forever', async () => {
+    const runDir = path.join(await newHome(), 'run');
+    const lines: string[] = [];
+    const givenUp: string[] = [];
+    let starts = 0;
+    // A part that dies a moment after each start, as a server that crashes on every request would.
+    const dying = async (): Promise<RunningPart> => {
+      starts += 1;
+      const child = spawn('sleep', ['0.2']);
+      const exited = new Promise<PartExit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+      return { pid: child.pid!, exited, stop: async () => { child.kill(); await exited; } };
+    };
+    const part = new Supervisor({
+      name: 'flaky', start: dying, runDir, say: (line) => lines.push(line), onGiveUp: (reason) => givenUp.push(reason),
+      policy: { maxRestarts: 3, windowMs: 60_000, firstDelayMs: 50 },
+    });
+    await part.start();
+    await waitFor('the supervisor to give up', 10_000, async () => givenUp.length > 0);
+    expect(lines).toEqual([
+      'flaky exited with code 0; restarting it in 0.05 s',
+      expect.stringMatching(/^flaky restarted \(pid \d+\)$/),
+      'flaky exited with code 0; restarting it in 0.1 s',
+      expect.stringMatching(/^flaky restarted/),
+      'flaky exited with code 0; restarting it in 0.2 s',
+      expect.stringMatching(/^flaky restarted/),
+      'flaky exited with code 0; it died 4 times within 60 s, not restarting it again',
+    ]);
+    expect(givenUp).toEqual(['flaky keeps dying']);
+    expect(starts).toBe(4);
+    await part.stop();
+    expect(existsSync(path.join(runDir, 'flaky.pid'))).toBe(false);
+  });
 
   it('stops at once on a bad variable, naming it, and starts nothing', async () => {
     const home = path.join(await newHome(), 'never-created');

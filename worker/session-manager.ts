@@ -46,6 +46,12 @@ export interface SessionManagerOptions {
   shutdownDrainMs?: number;
   /** Tells the run's workflow that a session was lost and a gate opened (a Temporal signal). */
   notifyRun?: (runId: string, lost: RecoveredSession) => Promise<void>;
+  /**
+   * The connection holding the host's lock broke (Postgres restarted, say): the lock is gone, so
+   * another worker could take this host's sessions. The worker stops, and its supervisor starts
+   * one that takes the lock again.
+   */
+  onLockLost?: (error: Error) => void;
 }
 
 export function sessionManagerLockKey(hostId: string): bigint {
@@ -75,6 +81,8 @@ export class SessionManager {
         recoveryHint: 'stop the other worker, or give this one a different DEVFLOW_HOST_ID (and DEVFLOW_HOME)',
       });
     }
+    // Without a listener, a broken connection's error would crash the process unannounced.
+    client.on('error', (error) => options.onLockLost?.(error));
     return new SessionManager(options, client);
   }
 

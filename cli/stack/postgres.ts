@@ -7,19 +7,22 @@
 // lives under /var/lib/devflow/<hash>/pg with a symlink at $DEVFLOW_HOME/pg.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { chown, cp, mkdir, mkdtemp, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { chown, cp, mkdir, mkdtemp, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { canonicalHash } from '../../lib/canonical-json.ts';
 import { isAlive, waitForExit } from './pid-files.ts';
+import type { PartExit } from './supervisor.ts';
 
 export interface EmbeddedPostgresHandle {
   url: string;
   dataDir: string;
-  /** Postmaster pid, from postmaster.pid. */
+  /** Postmaster pid (the server process devflow spawned). */
   pid: number;
+  /** Resolves when the postmaster has ended, whoever ended it. */
+  exited: Promise<PartExit>;
   stop(): Promise<void>;
 }
 
@@ -178,8 +181,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     log(`initialising Postgres in ${dataDir}`);
     await initialise(bin, dataDir, user, output);
   }
+  let server: ChildProcess;
   try {
-    await startServer(bin, dataDir, options.port, user, output);
+    server = await startServer(bin, dataDir, options.port, user, output);
   } catch (error) {
     throw new Error(
       `embedded Postgres did not start on port ${options.port} (is another server using it, or is an old devflow still running?): ${(error as Error).message}; ` +
@@ -187,9 +191,41 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       { cause: error },
     );
   }
-  const pid = Number((await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+  const exited = new Promise<PartExit>((resolve) => {
+    if (server.exitCode !== null || server.signalCode !== null) resolve({ code: server.exitCode, signal: server.signalCode });
+    else server.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  const pid = server.pid!;
+  // A terminal's Ctrl-C reaches Postgres too, and it may already be gone: wait on the pid.
+  const stop = async () => {
+    if (!isAlive(pid)) return;
+    try {
+      process.kill(pid, 'SIGINT'); // fast shutdown
+    } catch {
+      return;
+    }
+    if (!(await waitForExit(pid, 30_000))) process.kill(pid, 'SIGKILL');
+  };
 
-  const admin = new pg.Client({ host: '127.0.0.1', port: options.port, user: USER, password: PASSWORD, database: 'postgres' });
+  try {
+    await ensureDatabase(options.port, database);
+  } catch (error) {
+    // Not handed over, so nobody else would stop it (and a restart would find the port taken).
+    await stop();
+    throw error;
+  }
+
+  return {
+    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${options.port}/${database}`,
+    dataDir,
+    pid,
+    exited,
+    stop,
+  };
+}
+
+async function ensureDatabase(port: number, database: string): Promise<void> {
+  const admin = new pg.Client({ host: '127.0.0.1', port, user: USER, password: PASSWORD, database: 'postgres' });
   await admin.connect();
   try {
     const found = await admin.query('select 1 from pg_database where datname = $1', [database]);
@@ -197,20 +233,4 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   } finally {
     await admin.end();
   }
-
-  return {
-    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${options.port}/${database}`,
-    dataDir,
-    pid,
-    // A terminal's Ctrl-C reaches Postgres too, and it may already be gone: wait on the pid.
-    stop: async () => {
-      if (!isAlive(pid)) return;
-      try {
-        process.kill(pid, 'SIGINT'); // fast shutdown
-      } catch {
-        return;
-      }
-      if (!(await waitForExit(pid, 30_000))) process.kill(pid, 'SIGKILL');
-    },
-  };
 }

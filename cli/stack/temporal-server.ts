@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Connection } from '@temporalio/client';
 import { SEARCH_ATTRIBUTES } from '../../workflows/search-attributes.ts';
 import { waitFor } from '../../lib/wait.ts';
+import type { PartExit } from './supervisor.ts';
 
 export interface TemporalDevServerOptions {
   cliPath: string;
@@ -22,6 +23,8 @@ export interface TemporalDevServerHandle {
   uiUrl: string | undefined;
   pid: number;
   process: ChildProcess;
+  /** Resolves when the server process has ended, whoever ended it. */
+  exited: Promise<PartExit>;
   stop(): Promise<void>;
 }
 
@@ -47,7 +50,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   child.stdout!.on('data', onOutput);
   child.stderr!.on('data', onOutput);
   let exited = false;
-  const exit = new Promise<void>((resolve) => child.once('exit', () => { exited = true; resolve(); }));
+  const exit = new Promise<PartExit>((resolve) => child.once('exit', (code, signal) => { exited = true; resolve({ code, signal }); }));
   const address = `127.0.0.1:${options.port}`;
 
   const stop = async () => {
@@ -78,6 +81,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     uiUrl: options.headless ? undefined : `http://127.0.0.1:${options.uiPort}`,
     pid: child.pid!,
     process: child,
+    exited: exit,
     stop,
   };
 }

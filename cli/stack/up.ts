@@ -1,7 +1,9 @@
 // `devflow up`: the whole local stack on embedded defaults under $DEVFLOW_HOME.
 //   embedded Postgres (unless DATABASE_URL) -> Temporal dev server + Web UI (unless
 //   TEMPORAL_ADDRESS) -> migrations and registries -> worker and API processes -> self-check.
-// Ctrl-C stops everything in reverse order and leaves no process behind.
+// Every part started here is supervised (supervisor.ts): reported and restarted if it dies, and
+// the whole stack stopped (exit 1) if one keeps dying. Ctrl-C stops everything in reverse order,
+// restarts nothing, and leaves no process behind.
 import { appendFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -16,8 +18,9 @@ import { TmuxServer } from '../../sessions/tmux.ts';
 import { workflowIds } from '../../lib/keys.ts';
 import { formatProblems } from '../../schemas/definitions.ts';
 import { stackCheckWorkflow } from '../../workflows/stack-check.ts';
-import { SupervisedProcess } from './child-process.ts';
+import { startDevflowProcess } from './child-process.ts';
 import { commandLine, isAlive, readPidFiles, removePidFile, waitForExit, writePidFile } from './pid-files.ts';
+import { Supervisor, type RunningPart } from './supervisor.ts';
 import { startEmbeddedPostgres } from './postgres.ts';
 import { resolveTemporalCli } from './temporal-cli.ts';
 import { startTemporalDevServer } from './temporal-server.ts';
@@ -90,20 +93,28 @@ async function startStack(
     if (cancelled()) throw new Error('cancelled');
   };
 
+  // Each part started here is supervised: restarted on the same port and data if it dies.
+  const supervise = <P extends RunningPart>(name: string, start: () => Promise<P>) => {
+    const supervisor = new Supervisor({ name, start, runDir: config.runDir, say, onGiveUp: giveUp, stackStopping: cancelled });
+    started.push({ name, stop: () => supervisor.stop() });
+    return supervisor;
+  };
+
   let databaseUrl = config.databaseUrl;
   if (databaseUrl) {
     say(`Postgres: using DATABASE_URL`);
   } else {
     say(`Postgres: starting embedded server on 127.0.0.1:${config.embeddedPostgresPort}`);
-    const postgres = await startEmbeddedPostgres({
-      dir: path.join(config.home, 'pg'),
-      port: config.embeddedPostgresPort,
-      log: (line) => say(`  ${line}`),
-      serverLog: (text) => appendFileSync(logFile('postgres'), text),
-    });
-    started.push({ name: 'postgres', stop: async () => { await postgres.stop(); await removePidFile(config.runDir, 'postgres'); } });
-    await writePidFile(config.runDir, 'postgres', postgres.pid);
-    databaseUrl = postgres.url;
+    const postgres = supervise('postgres', () =>
+      startEmbeddedPostgres({
+        dir: path.join(config.home, 'pg'),
+        port: config.embeddedPostgresPort,
+        log: (line) => say(`  ${line}`),
+        serverLog: (text) => appendFileSync(logFile('postgres'), text),
+      }),
+    );
+    await postgres.start();
+    databaseUrl = postgres.part!.url;
   }
   check();
 
@@ -115,18 +126,20 @@ async function startStack(
     const cli = await resolveTemporalCli({ env, log: (line) => say(`  ${line}`) });
     check();
     say(`Temporal: starting dev server on 127.0.0.1:${config.temporal.devServerPort} (CLI from ${cli.source}: ${cli.path})`);
-    const server = await startTemporalDevServer({
-      cliPath: cli.path,
-      port: config.temporal.devServerPort,
-      uiPort: config.temporal.uiPort,
-      namespace: config.temporal.namespace,
-      dbFile: path.join(config.home, 'temporal.sqlite'),
-      output: (text) => appendFileSync(logFile('temporal'), text),
-    });
-    started.push({ name: 'temporal', stop: async () => { await server.stop(); await removePidFile(config.runDir, 'temporal'); } });
-    await writePidFile(config.runDir, 'temporal', server.pid);
-    temporalAddress = server.address;
-    uiUrl = server.uiUrl;
+    // Histories live in this SQLite file, so a restarted server still has every run.
+    const temporal = supervise('temporal', () =>
+      startTemporalDevServer({
+        cliPath: cli.path,
+        port: config.temporal.devServerPort,
+        uiPort: config.temporal.uiPort,
+        namespace: config.temporal.namespace,
+        dbFile: path.join(config.home, 'temporal.sqlite'),
+        output: (text) => appendFileSync(logFile('temporal'), text),
+      }),
+    );
+    await temporal.start();
+    temporalAddress = temporal.part!.address;
+    uiUrl = temporal.part!.uiUrl;
   }
   check();
 
@@ -147,16 +160,9 @@ async function startStack(
   // The children reach what was started here; the API links to the Web UI this stack runs.
   const childEnv = { ...env, DATABASE_URL: databaseUrl, TEMPORAL_ADDRESS: temporalAddress, ...(uiUrl && !env.DEVFLOW_WEB_UI_URL ? { DEVFLOW_WEB_UI_URL: uiUrl } : {}) };
   for (const name of ['worker', 'api'] as const) {
-    const child = new SupervisedProcess({
-      name,
-      entry: path.join(ROOT, name, 'main.ts'),
-      env: childEnv,
-      logFile: logFile(name),
-      runDir: config.runDir,
-      say,
-      onGiveUp: giveUp,
-    });
-    started.push({ name, stop: () => child.stop() });
+    const child = supervise(name, () =>
+      startDevflowProcess({ name, entry: path.join(ROOT, name, 'main.ts'), env: childEnv, logFile: logFile(name) }),
+    );
     say(`${name}: starting`);
     await child.start();
     check();
