@@ -1,7 +1,7 @@
 // One embedded Postgres and one Temporal dev server for the whole test run, found and
 // started exactly as `devflow up` does; test files get their addresses through inject().
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -28,6 +28,11 @@ export default async function setup(project: TestProject) {
   const say = (line: string) => process.stderr.write(`[test stack] ${line}\n`);
   const home = await mkdtemp(path.join(os.tmpdir(), 'devflow-test-'));
   await chmod(home, 0o755); // as root, Postgres runs as the postgres user, who must reach it
+  // Every test file's folders (and so its tmux servers and agents) live under this run's own
+  // temp folder: the leftover check below then sees only this run's, never another suite's.
+  const tmp = path.join(home, 'tmp');
+  await mkdir(tmp, { mode: 0o755 });
+  process.env.TMPDIR = tmp;
   const cli = await resolveTemporalCli({ log: say });
   say(`Temporal CLI from ${cli.source}: ${cli.path}`);
   // The real agents, pinned, from devflow's cache (installed there once per machine).
@@ -60,7 +65,7 @@ export default async function setup(project: TestProject) {
 
   return async () => {
     // Every test cleans up its agents and tmux servers; one still running here is a leak worth failing for.
-    const leftovers = leftoverProcesses();
+    const leftovers = leftoverProcesses(tmp);
     for (const { pid } of leftovers) process.kill(pid, 'SIGKILL');
     await temporal.stop();
     await postgres.stop();
@@ -76,9 +81,9 @@ export default async function setup(project: TestProject) {
  * and anything they left, such as a Codex daemon) and tmux servers, all recognised by their
  * folders under the temp dir or the agents' cache.
  */
-function leftoverProcesses(): { pid: number; what: string; command: string }[] {
+function leftoverProcesses(tmp: string): { pid: number; what: string; command: string }[] {
   const found: { pid: number; what: string; command: string }[] = [];
-  const ours = (folder: string) => folder.startsWith(path.join(os.tmpdir(), 'devflow-'));
+  const ours = (folder: string) => folder.startsWith(path.join(tmp, 'devflow-'));
   const agentsCache = path.join(devflowCacheDir(), 'agents');
   for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
     try {
@@ -90,7 +95,7 @@ function leftoverProcesses(): { pid: number; what: string; command: string }[] {
       const cwd = readlinkSync(`/proc/${entry}/cwd`);
       if (path.basename(exe) === 'node' && argv.some((a) => a.endsWith('scripted-agent.ts')) && ours(cwd)) found.push({ pid, what: 'scripted agent', command });
       else if (path.basename(exe).startsWith('tmux') && argv.some((a) => ours(a))) found.push({ pid, what: 'tmux server', command });
-      else if (/chrom/.test(path.basename(exe)) && argv.some((a) => a.startsWith(`--user-data-dir=${os.tmpdir()}`))) found.push({ pid, what: 'browser', command });
+      else if (/chrom/.test(path.basename(exe)) && argv.some((a) => a.startsWith(`--user-data-dir=${tmp}`))) found.push({ pid, what: 'browser', command });
       else if ((exe.startsWith(agentsCache) || argv.some((a) => a.startsWith(agentsCache))) && (ours(cwd) || argv.includes('app-server'))) found.push({ pid, what: 'real agent', command });
     } catch {
       // ended while we looked
