@@ -66,7 +66,8 @@ export function registerRunRoutes(app: App, deps: RouteDeps): void {
     const rows = await db
       .select()
       .from(runs)
-      .where(and(state ? eq(runs.state, state) : undefined, after ? sql`(${runs.createdAt}, ${runs.id}) < (${after[0]}::timestamptz, ${after[1]}::uuid)` : undefined))
+      // The cursor's time has milliseconds, Postgres microseconds: the run's own time, read back, keeps a page from skipping runs of the same millisecond.
+      .where(and(state ? eq(runs.state, state) : undefined, after ? sql`(${runs.createdAt}, ${runs.id}) < (coalesce((select r.created_at from runs r where r.id = ${after[1]}::uuid), ${after[0]}::timestamptz), ${after[1]}::uuid)` : undefined))
       .orderBy(desc(runs.createdAt), desc(runs.id))
       .limit(limit + 1);
     const page = rows.slice(0, limit);

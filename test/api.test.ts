@@ -4,11 +4,12 @@ import { rm } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { Connection } from '@temporalio/client';
-import { count, eq, notInArray } from 'drizzle-orm';
+import { count, eq, notInArray, sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { repairMissingReports } from '../api/runs.ts';
 import { writeRunReport } from '../db/report.ts';
+import { createRun } from '../db/runs.ts';
 import { buildApi, type ApiDeps } from '../api/server.ts';
 import { connectDatabase } from '../db/client.ts';
 import { approvalDecisions, runPhases, runs, tuiSessions } from '../db/schema.ts';
@@ -209,6 +210,17 @@ describe('reading runs', () => {
     expect((await api.inject({ url: '/v1/runs?state=bogus' })).statusCode).toBe(400);
     expect((await api.inject({ url: '/v1/runs?cursor=zzz' })).statusCode).toBe(400);
     for (const { runId } of [a, b]) await api.inject({ method: 'POST', url: `/v1/runs/${runId}/abort`, payload: { clientToken: 'cleanup' } });
+  });
+
+  it('skips no run created in the same millisecond as the last of a page', async () => {
+    // Two ended runs 100 µs apart, in one millisecond long ago; the cursor after the later names the earlier next.
+    const [later, earlier] = [randomUUID(), randomUUID()];
+    for (const [id, at] of [[later, '2001-02-03 04:05:06.000500+00'], [earlier, '2001-02-03 04:05:06.000400+00']] as const) {
+      await createRun(deps.db, { id, templateId: 'development@1', repoPath: '/nowhere', baseBranch: 'main', requirementsMd: '# Old\n' });
+      await deps.db.update(runs).set({ state: 'aborted', createdAt: sql`${at}::timestamptz`, endedAt: sql`${at}::timestamptz` }).where(eq(runs.id, id));
+    }
+    const cursor = Buffer.from(JSON.stringify(['2001-02-03T04:05:06.000Z', later])).toString('base64url');
+    expect(json(await api.inject({ url: `/v1/runs?limit=1&cursor=${cursor}` })).runs.map((r: { id: string }) => r.id)).toEqual([earlier]);
   });
 
   it('answers 404 for an unknown run and 400 for a malformed id', async () => {

@@ -4,33 +4,17 @@ import { execFile } from 'node:child_process';
 import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Connection } from '@temporalio/client';
-import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { buildApi } from '../api/server.ts';
+import { describe, expect, it } from 'vitest';
 import { DevflowApi, EXIT } from '../cli/api-client.ts';
 import { decide } from '../cli/commands.ts';
 import { triageFolder } from './helpers/definitions.ts';
-import { makeRepo, useRunHarness } from './helpers/run-harness.ts';
+import { makeRepo, useHarnessApi, useRunHarness } from './helpers/run-harness.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const h = useRunHarness('scripted');
-let api: FastifyInstance;
-let temporal: Connection;
-let apiUrl = '';
+const served = useHarnessApi(h, { listen: true });
 
-beforeAll(async () => {
-  temporal = await Connection.connect({ address: inject('temporalAddress') });
-  api = await buildApi({ db: h.db, pool: h.pool, temporal, namespace: 'default', taskQueue: h.taskQueue, maxConcurrentRuns: 1_000, workspaceRoot: h.workspaceRoot });
-  await api.listen({ host: '127.0.0.1', port: 0 });
-  apiUrl = `http://127.0.0.1:${(api.server.address() as { port: number }).port}`;
-});
-afterAll(async () => {
-  await api?.close();
-  await temporal?.close();
-});
-
-function devflow(args: string[], url = apiUrl): Promise<{ code: number; out: string }> {
+function devflow(args: string[], url = served.url): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
     execFile(process.execPath, ['--import', 'tsx', 'cli/devflow.ts', ...args], { cwd: ROOT, env: { ...process.env, DEVFLOW_API_URL: url } }, (error, stdout, stderr) => {
       resolve({ code: error ? Number(error.code ?? 1) : 0, out: stdout + stderr });
@@ -66,7 +50,7 @@ describe('devflow CLI', () => {
     // In a terminal, a person is shown the gate and its artifact and asked; no means nothing is decided.
     const lines: string[] = [];
     const asked: string[] = [];
-    const declined = await decide(new DevflowApi({ baseUrl: apiUrl }), runId, 'approve', { confirm: async (q) => (asked.push(q), false) }, (l) => lines.push(l));
+    const declined = await decide(new DevflowApi({ baseUrl: served.url }), runId, 'approve', { confirm: async (q) => (asked.push(q), false) }, (l) => lines.push(l));
     expect(declined).toBe(EXIT.badInput);
     expect(asked).toEqual(['approve spec_approved? [y/N] ']);
     expect(lines.join('\n')).toContain('spec: spec "Scripted specification": 1 requirements, 0 open questions');

@@ -9,39 +9,24 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, open, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Connection } from '@temporalio/client';
-import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { buildApi } from '../api/server.ts';
+import { describe, expect, it } from 'vitest';
 import { EXIT } from '../cli/api-client.ts';
 import { waitFor } from '../lib/wait.ts';
 import { sampleFor } from '../schemas/sample-artifacts.ts';
 import { CAPTURE_ROWS, TRANSCRIPT_CHUNK_BYTES } from '../sessions/tmux-driver.ts';
 import { abortSignal, runWorkflowId } from '../workflows/messages.ts';
-import { makeRepo, useRunHarness } from './helpers/run-harness.ts';
+import { makeRepo, useHarnessApi, useRunHarness } from './helpers/run-harness.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MAX_ARTIFACT_BYTES = 64 * 1024;
 const h = useRunHarness('scripted', { deps: { maxArtifactBytes: MAX_ARTIFACT_BYTES } });
 const ESC = '\x1b';
 
-let api: FastifyInstance;
-let temporal: Connection;
-let apiUrl = '';
-beforeAll(async () => {
-  temporal = await Connection.connect({ address: inject('temporalAddress') });
-  api = await buildApi({ db: h.db, pool: h.pool, temporal, namespace: 'default', taskQueue: h.taskQueue, maxConcurrentRuns: 1_000, workspaceRoot: h.workspaceRoot });
-  await api.listen({ host: '127.0.0.1', port: 0 });
-  apiUrl = `http://127.0.0.1:${(api.server.address() as { port: number }).port}`;
-});
-afterAll(async () => {
-  await api?.close();
-  await temporal?.close();
-});
+const served = useHarnessApi(h, { listen: true });
 
 function devflow(args: string[]): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'cli/devflow.ts', ...args], { cwd: ROOT, env: { ...process.env, DEVFLOW_API_URL: apiUrl } }, (error, stdout, stderr) => {
+    execFile(process.execPath, ['--import', 'tsx', 'cli/devflow.ts', ...args], { cwd: ROOT, env: { ...process.env, DEVFLOW_API_URL: served.url } }, (error, stdout, stderr) => {
       resolve({ code: error ? Number(error.code ?? 1) : 0, out: stdout + stderr });
     });
   });
@@ -295,7 +280,7 @@ describe('shell text, ESC sequences and NUL bytes from people and agents', () =>
 
   it('refuses a NUL byte in requirementsMd with a 400 naming the field, writing nothing', async () => {
     const runId = randomUUID();
-    const answer = await api.inject({
+    const answer = await served.api.inject({
       method: 'POST',
       url: '/v1/runs',
       payload: { runId, requirementsMd: '# Title\n\nhello\u0000world', repoPath: makeRepo(h.root), baseBranch: 'main', backend: 'scripted' },
@@ -309,7 +294,7 @@ describe('shell text, ESC sequences and NUL bytes from people and agents', () =>
     await expect(h.client.workflow.getHandle(runWorkflowId(runId)).describe()).rejects.toThrow(/not found/i);
 
     // A decision's comment likewise: refused before anything looks for the request.
-    const decision = await api.inject({
+    const decision = await served.api.inject({
       method: 'POST',
       url: `/v1/runs/${runId}/approvals/${randomUUID()}`,
       payload: { action: 'approve', clientToken: 'x', comment: 'ok\u0000' },

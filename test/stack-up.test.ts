@@ -41,6 +41,21 @@ async function newHome(): Promise<string> {
 }
 
 /** Starts `devflow up` in its own process group, as a terminal would. */
+/** A home of its own and free ports for every part: the environment of one `devflow up`. */
+async function newStack() {
+  const home = await newHome();
+  const [api, pgPort, temporalPort, uiPort] = await freePorts(4);
+  const env = {
+    DEVFLOW_HOME: home,
+    DEVFLOW_API_PORT: String(api),
+    DEVFLOW_PG_PORT: String(pgPort),
+    DEVFLOW_TEMPORAL_PORT: String(temporalPort),
+    DEVFLOW_TEMPORAL_UI_PORT: String(uiPort),
+    TEMPORAL_CLI_PATH: inject('temporalCliPath'),
+  };
+  return { home, api: api!, pgPort: pgPort!, temporalPort: temporalPort!, uiPort: uiPort!, env };
+}
+
 function startUp(env: NodeJS.ProcessEnv): UpProcess {
   const cleanEnv = { ...process.env };
   delete cleanEnv.DATABASE_URL;
@@ -92,16 +107,7 @@ async function expectNothingLeft(home: string, pids: number[]): Promise<void> {
 
 describe('devflow up', () => {
   it('brings up the whole stack, stops it all on Ctrl-C, and keeps data across a restart', async () => {
-    const home = await newHome();
-    const [api, pgPort, temporalPort, uiPort] = await freePorts(4);
-    const env = {
-      DEVFLOW_HOME: home,
-      DEVFLOW_API_PORT: String(api),
-      DEVFLOW_PG_PORT: String(pgPort),
-      DEVFLOW_TEMPORAL_PORT: String(temporalPort),
-      DEVFLOW_TEMPORAL_UI_PORT: String(uiPort),
-      TEMPORAL_CLI_PATH: inject('temporalCliPath'),
-    };
+    const { home, api, pgPort, temporalPort, uiPort, env } = await newStack();
 
     const first = startUp(env);
     await waitUntilUp(first);
@@ -165,16 +171,8 @@ describe('devflow up', () => {
   }, 300_000);
 
   it('restarts a killed Temporal dev server and Postgres, and the run waiting at its gate goes on', async () => {
-    const home = await newHome();
-    const [api, pgPort, temporalPort, uiPort] = await freePorts(4);
-    const up = startUp({
-      DEVFLOW_HOME: home,
-      DEVFLOW_API_PORT: String(api),
-      DEVFLOW_PG_PORT: String(pgPort),
-      DEVFLOW_TEMPORAL_PORT: String(temporalPort),
-      DEVFLOW_TEMPORAL_UI_PORT: String(uiPort),
-      TEMPORAL_CLI_PATH: inject('temporalCliPath'),
-    });
+    const { home, api, env } = await newStack();
+    const up = startUp(env);
     await waitUntilUp(up);
     const apiUrl = `http://127.0.0.1:${api}`;
     const readyz = async () => (await fetch(`${apiUrl}/readyz`).catch(() => undefined))?.status;

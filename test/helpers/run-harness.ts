@@ -10,7 +10,9 @@ import { asc, eq } from 'drizzle-orm';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, inject } from 'vitest';
+import type { FastifyInstance } from 'fastify';
 import type { ActivityDeps } from '../../activities/index.ts';
+import { buildApi, type ApiDeps } from '../../api/server.ts';
 import { listEvents } from '../../db/events.ts';
 import { approvalDecisions, approvalRequests, runPhases, runs, tuiSessions } from '../../db/schema.ts';
 import { waitFor } from '../../lib/wait.ts';
@@ -237,4 +239,26 @@ export function useRunHarness(backend: HarnessBackend = 'fake', options: Harness
     },
   };
   return harness;
+}
+
+/**
+ * The HTTP API on the harness's database, queue and workspace, built before the file's tests and
+ * closed after them; with `listen`, also on a free loopback port (for clients that are processes).
+ */
+export function useHarnessApi(h: RunHarness, options: { listen?: boolean; deps?: Partial<ApiDeps> } = {}) {
+  const served = { api: undefined as unknown as FastifyInstance, url: '' };
+  let temporal: Connection | undefined;
+  beforeAll(async () => {
+    temporal = await Connection.connect({ address: inject('temporalAddress') });
+    served.api = await buildApi({ db: h.db, pool: h.pool, temporal, namespace: 'default', taskQueue: h.taskQueue, maxConcurrentRuns: 1_000, workspaceRoot: h.workspaceRoot, ...options.deps });
+    if (options.listen) {
+      await served.api.listen({ host: '127.0.0.1', port: 0 });
+      served.url = `http://127.0.0.1:${(served.api.server.address() as { port: number }).port}`;
+    }
+  });
+  afterAll(async () => {
+    await served.api?.close();
+    await temporal?.close();
+  });
+  return served;
 }
