@@ -137,18 +137,15 @@ describe('devflow CLI', () => {
     const runOptions = ['--repo', repo, '--base', 'main', '--requirements', requirements, '--agent', 'scripted'];
     const both = await devflow(['schedule', 'create', 'weekly', '--cron', '0 9 * * 1', '--every', '1h', ...runOptions]);
     expect([both.code, both.out.trim()]).toEqual([EXIT.badInput, 'give exactly one of --cron <expression> and --every <interval>']);
-    const badRepo = await devflow(['schedule', 'create', 'weekly', '--cron', '0 9 * * 1', ...runOptions.map((o) => (o === repo ? '/nowhere' : o))]);
-    expect(badRepo.code, badRepo.out).toBe(EXIT.badInput);
-    expect(badRepo.out).toContain('repoPath /nowhere');
 
     const created = await devflow(['schedule', 'create', 'weekly', '--cron', '0 9 * * 1', '--paused', '--note', 'starts next quarter', ...runOptions]);
     expect(created.code, created.out).toBe(EXIT.ok);
     expect(created.out).toContain('schedule weekly: cron "0 9 * * 1" (UTC), paused (starts next quarter), overlap skip');
     expect(created.out).toContain(`runs development@2 on ${repo}@main`);
     expect((await devflow(['schedule', 'list'])).out).toMatch(/^weekly\s+paused\s+cron "0 9 \* \* 1" \(UTC\)\s+next \d{4}-/m);
-    expect((await devflow(['schedule', 'resume', 'weekly'])).out).toContain('schedule weekly: cron "0 9 * * 1" (UTC), active');
-    const shown = await devflow(['schedule', 'show', 'weekly']);
-    expect(shown.out).toMatch(/next: \d{4}-\d\d-\d\dT09:00:00/);
+    const resumed = await devflow(['schedule', 'resume', 'weekly']);
+    expect(resumed.out).toContain('schedule weekly: cron "0 9 * * 1" (UTC), active');
+    expect(resumed.out).toMatch(/next: \d{4}-\d\d-\d\dT09:00:00/);
     expect((await devflow(['schedule', 'delete', 'weekly'])).out).toContain('schedule weekly deleted');
     const gone = await devflow(['schedule', 'show', 'weekly']);
     expect(gone.code).not.toBe(EXIT.ok);
