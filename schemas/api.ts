@@ -20,13 +20,15 @@ const NO_NUL = 'must not contain a NUL character (\\u0000): devflow stores it as
 const UNPAIRED = 'must be Unicode text: it holds half of a surrogate pair';
 const UNPAIRED_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const wellFormed = (text: string) => !UNPAIRED_SURROGATE.test(text);
+/** A string field whose text devflow stores: refused, naming the field, when Postgres could not hold it. */
+const stored = (text: z.ZodString) => text.refine(hasNoNul, NO_NUL).refine(wellFormed, UNPAIRED);
 
 export const startRunBody = z
   .object({
     template: z.string().regex(/^[a-z][a-z0-9-]*@[1-9][0-9]*$/, 'name@version').default(DEFAULT_TEMPLATE),
-    requirementsMd: z.string().trim().min(1, 'must not be empty').max(1_000_000).refine(hasNoNul, NO_NUL).refine(wellFormed, UNPAIRED),
-    repoPath: z.string().min(1).refine(hasNoNul, NO_NUL).refine(wellFormed, UNPAIRED).refine((p) => p.startsWith('/'), 'must be an absolute path'),
-    baseBranch: z.string().min(1).max(255).refine(hasNoNul, NO_NUL).refine(wellFormed, UNPAIRED),
+    requirementsMd: stored(z.string().trim().min(1, 'must not be empty').max(1_000_000)),
+    repoPath: stored(z.string().min(1)).refine((p) => p.startsWith('/'), 'must be an absolute path'),
+    baseBranch: stored(z.string().min(1).max(255)),
     runId: z.uuid().optional(),
     /** Every role's agent, unless `agents` names it: `tmux` = this host's configured real agent. */
     backend: z.enum(RUN_BACKENDS).optional(),
@@ -89,13 +91,13 @@ export const eventsQuery = z.object({ after: z.coerce.number().int().min(0).max(
 export const decisionBody = z
   .object({
     action: z.enum(DECISION_ACTIONS),
-    clientToken: z.string().min(1).max(200).refine(hasNoNul, NO_NUL).refine(wellFormed, UNPAIRED),
-    comment: z.string().max(10_000).refine(hasNoNul, NO_NUL).refine(wellFormed, UNPAIRED).optional(),
-    decidedBy: z.string().max(200).refine(hasNoNul, NO_NUL).refine(wellFormed, UNPAIRED).optional(),
+    clientToken: stored(z.string().min(1).max(200)),
+    comment: stored(z.string().max(10_000)).optional(),
+    decidedBy: stored(z.string().max(200)).optional(),
   })
   .strict();
 
-export const abortBody = z.object({ clientToken: z.string().min(1).max(200).refine(hasNoNul, NO_NUL).refine(wellFormed, UNPAIRED), reason: z.string().max(2_000).refine(hasNoNul, NO_NUL).refine(wellFormed, UNPAIRED).optional() }).strict();
+export const abortBody = z.object({ clientToken: stored(z.string().min(1).max(200)), reason: stored(z.string().max(2_000)).optional() }).strict();
 
 export const errorResponse = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
