@@ -40,18 +40,54 @@ export function percentiles(values: number[]): { n: number; p50: number; p99: nu
   return { n: sorted.length, p50: at(50), p99: at(99), max: sorted.at(-1)! };
 }
 
+const startedParts: { name: string; stop: () => Promise<void> }[] = [];
+let stopping: Promise<void> | undefined;
+
+/** Stops, newest first, everything the benchmark registered with `track`; safe to call twice. */
+export function stopStarted(): Promise<void> {
+  stopping ??= (async () => {
+    for (const part of startedParts.reverse()) {
+      await part.stop().catch((error: Error) => process.stderr.write(`could not stop ${part.name}: ${error.message}\n`));
+    }
+  })();
+  return stopping;
+}
+
+/**
+ * Registers something a benchmark started (a stack part, a child process, a temp folder). A
+ * benchmark that throws, or is stopped with Ctrl-C, stops all of it before it exits non-zero.
+ */
+export function track(name: string, stop: () => Promise<void>): void {
+  if (startedParts.length === 0 && !stopping) {
+    const fail = (why: string) => {
+      process.stderr.write(`${why}\nstopping what the benchmark started\n`);
+      void stopStarted().finally(() => process.exit(1));
+    };
+    process.on('uncaughtException', (error) => fail(`benchmark failed: ${error.stack ?? error}`));
+    process.on('SIGINT', () => fail('SIGINT'));
+    process.on('SIGTERM', () => fail('SIGTERM'));
+  }
+  startedParts.push({ name, stop });
+}
+
 export async function startBenchStack(options: { withApi?: boolean } = {}) {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   const home = await mkdtemp(path.join(os.tmpdir(), 'devflow-bench-'));
+  track('its home folder', () => rm(home, { recursive: true, force: true }));
   chmodSync(home, 0o755);
   const cli = await resolveTemporalCli({ log: (line) => console.log(line) });
   const postgres = await startEmbeddedPostgres({ dir: path.join(home, 'pg'), port: await freePort() });
+  track('Postgres', () => postgres.stop());
   const temporal = await startTemporalDevServer({ cliPath: cli.path, port: await freePort(), uiPort: 0, namespace: 'default', headless: true });
+  track('the Temporal dev server', () => temporal.stop());
   const database = connectDatabase(postgres.url, { max: 10 });
+  track('the database pool', () => database.close());
   await prepareDatabase(database);
   const tmux = new TmuxServer(path.join(home, 'tmux.sock'));
+  track('the agents (tmux)', () => tmux.killServer());
   // Real agents talk to a playback model of the benchmark's own, with config folders under its home.
   const playback = new PlaybackAgents(path.join(home, 'agents'));
+  track('the playback model', () => playback.close());
   const drivers = agentDrivers({
     tmux,
     configured: 'claude-code',
@@ -62,6 +98,7 @@ export async function startBenchStack(options: { withApi?: boolean } = {}) {
   const workspaceRoot = path.join(home, 'ws');
   const taskQueue = 'bench';
   const nativeConnection = await NativeConnection.connect({ address: temporal.address });
+  track('the worker connection', () => nativeConnection.close());
   const workers = await createDevflowWorkers({
     connection: nativeConnection,
     namespace: 'default',
@@ -69,33 +106,24 @@ export async function startBenchStack(options: { withApi?: boolean } = {}) {
     deps: { db: database.db, drivers, workspaceRoot, hostId: 'bench', hostQueue: 'devflow-host:bench' },
   });
   const running = workers.run();
+  track('the worker', async () => {
+    workers.shutdown();
+    await running;
+  });
   const connection = await Connection.connect({ address: temporal.address });
+  track('the client connection', () => connection.close());
   const client = new Client({ connection });
   const api = options.withApi
     ? await buildApi({ db: database.db, pool: database.pool, temporal: connection, namespace: 'default', taskQueue, maxConcurrentRuns: 10_000, workspaceRoot })
     : undefined;
+  if (api) track('the API', () => api.close());
   const apiUrl = api ? await api.listen({ host: '127.0.0.1', port: await freePort() }) : undefined;
 
   const repo = path.join(home, 'repo');
   execFileSync('git', ['init', '-q', '-b', 'main', repo]);
   execFileSync('git', ['-C', repo, '-c', 'user.email=b@b', '-c', 'user.name=bench', 'commit', '-q', '--allow-empty', '-m', 'init']);
 
-  return {
-    db: database.db, client, taskQueue, workspaceRoot, repo, apiUrl, drivers, hostId: 'bench',
-    async stop() {
-      await api?.close();
-      workers.shutdown();
-      await running;
-      await nativeConnection.close();
-      await connection.close();
-      await tmux.killServer();
-      await playback.close();
-      await database.close();
-      await temporal.stop();
-      await postgres.stop();
-      await rm(home, { recursive: true, force: true });
-    },
-  };
+  return { db: database.db, client, taskQueue, workspaceRoot, repo, apiUrl, drivers, hostId: 'bench', stop: stopStarted };
 }
 
 /** Runs `work` `total` times, `concurrency` at a time. */

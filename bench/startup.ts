@@ -7,7 +7,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from './stack.ts';
+import { freePort, stopStarted, track } from './stack.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const roundsArg = process.argv.indexOf('--rounds');
@@ -20,6 +20,9 @@ async function once(env: NodeJS.ProcessEnv, apiPort: number): Promise<{ up: numb
   child.stdout.on('data', (c) => (output += c));
   child.stderr.on('data', (c) => (output += c));
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  track('devflow up', async () => {
+    if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGKILL');
+  });
   let up = 0;
   while (!up) {
     if (child.exitCode !== null) throw new Error(`devflow up exited:\n${output}`);
@@ -43,6 +46,7 @@ const results: { kind: string; up: number; ready: number; stop: number }[] = [];
 for (let round = 1; round <= rounds; round++) {
   const home = await mkdtemp(path.join(os.tmpdir(), 'devflow-bench-'));
   await chmod(home, 0o755);
+  track('its home folder', () => rm(home, { recursive: true, force: true }));
   const [api, pg, temporal, ui] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -59,8 +63,8 @@ for (let round = 1; round <= rounds; round++) {
     results.push({ kind, ...r });
     console.log(`round ${round} ${kind}: up ${seconds(r.up)}, /readyz 200 ${seconds(r.ready)}, Ctrl-C to exit ${seconds(r.stop)}`);
   }
-  await rm(home, { recursive: true, force: true });
 }
+await stopStarted();
 for (const kind of ['cold', 'warm']) {
   const rows = results.filter((r) => r.kind === kind).map((r) => r.ready).sort((a, b) => a - b);
   console.log(`${kind}: start to /readyz 200, median ${seconds(rows[Math.floor(rows.length / 2)]!)} (min ${seconds(rows[0]!)}, max ${seconds(rows.at(-1)!)}) over ${rows.length} runs`);

@@ -10,13 +10,14 @@ import { runEvents, runs } from '../db/schema.ts';
 import { runWorkflowId } from '../workflows/messages.ts';
 import { runWorkflow } from '../workflows/run.ts';
 import { Reconciler, startReconciler } from '../worker/reconciler.ts';
-import { numberArg, percentiles, startBenchStack } from './stack.ts';
+import { numberArg, percentiles, startBenchStack, track } from './stack.ts';
 
 const total = numberArg('runs', 10);
 const intervalMs = numberArg('interval', 15_000);
 const stack = await startBenchStack();
 const deps = { db: stack.db, drivers: stack.drivers, workspaceRoot: stack.workspaceRoot, hostId: stack.hostId, hostQueue: `devflow-host:${stack.hostId}` };
 const reconciler = startReconciler(new Reconciler({ db: stack.db, client: stack.client, hostId: stack.hostId, finalize: createFinalizeActivities(deps), graceMs: 0 }), intervalMs);
+track('the reconciler', () => reconciler.stop());
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function oneStranded(): Promise<number> {
@@ -42,6 +43,5 @@ const times: number[] = [];
 for (let i = 0; i < total; i++) times.push(await oneStranded());
 const p = percentiles(times);
 console.log(`terminated -> run failed with its report  n=${p.n}  p50 ${p.p50} ms  p99 ${p.p99} ms  max ${p.max} ms  (bound: one interval plus a sweep)`);
-await reconciler.stop();
 await stack.stop();
 process.exit(0);

@@ -60,6 +60,7 @@ const envSchema = z
     DEVFLOW_SHUTDOWN_DRAIN_MS: z.coerce.number().int().min(0).default(10_000),
     DEVFLOW_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(100).default(15_000),
     DEVFLOW_HUNG_PROBES: z.coerce.number().int().min(1).max(20).default(3),
+    DEVFLOW_RESTART_LIMIT: z.coerce.number().int().min(0).max(1_000).default(5),
     DEVFLOW_PROBE_INTERVAL_MS: z.coerce.number().int().min(0).default(2_000),
     DEVFLOW_MAX_ARTIFACT_BYTES: z.coerce.number().int().min(1_024, 'at least 1024 bytes').default(DEFAULT_MAX_ARTIFACT_BYTES),
     DEVFLOW_WEBHOOK_URLS: z
@@ -122,6 +123,8 @@ export interface DevflowConfig {
     playbackPort: number;
   };
   shutdownDrainMs: number;
+  /** Restarts `devflow up` gives one part within five minutes before it stops the stack. */
+  restartLimit: number;
   /** How often each worker looks for stranded runs and leftover agents. */
   reconcileIntervalMs: number;
   /** Probes that must agree before an agent counts as HUNG, and the pause between them. */
@@ -186,6 +189,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): DevflowConf
       playbackPort: env.DEVFLOW_PLAYBACK_PORT,
     },
     shutdownDrainMs: env.DEVFLOW_SHUTDOWN_DRAIN_MS,
+    restartLimit: env.DEVFLOW_RESTART_LIMIT,
     reconcileIntervalMs: env.DEVFLOW_RECONCILE_INTERVAL_MS,
     probes: { hung: env.DEVFLOW_HUNG_PROBES, intervalMs: env.DEVFLOW_PROBE_INTERVAL_MS },
     maxArtifactBytes: env.DEVFLOW_MAX_ARTIFACT_BYTES,

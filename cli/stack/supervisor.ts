@@ -23,11 +23,12 @@ export interface RestartPolicy {
   /** Deaths tolerated within `windowMs`; one more and the part is given up on. */
   maxRestarts: number;
   windowMs: number;
-  /** Delay before the first restart; doubled for each further death within the window. */
+  /** Delay before the first restart; doubled for each further death within the window, up to `maxDelayMs`. */
   firstDelayMs: number;
+  maxDelayMs?: number;
 }
 
-export const RESTART_POLICY: RestartPolicy = { maxRestarts: 5, windowMs: 5 * 60_000, firstDelayMs: 1_000 };
+export const RESTART_POLICY: RestartPolicy = { maxRestarts: 5, windowMs: 5 * 60_000, firstDelayMs: 1_000, maxDelayMs: 30_000 };
 
 export interface SupervisorOptions<P extends RunningPart> {
   /** As the terminal and the pid file name it: `postgres`, `temporal`, `worker`, `api`. */
@@ -88,7 +89,7 @@ export class Supervisor<P extends RunningPart = RunningPart> {
         onGiveUp(`${name} keeps dying`);
         return;
       }
-      const delay = policy.firstDelayMs * 2 ** (this.deaths.length - 1);
+      const delay = Math.min(policy.firstDelayMs * 2 ** (this.deaths.length - 1), policy.maxDelayMs ?? Infinity);
       say(`${name} ${how}; restarting it in ${delay / 1000} s`);
       await sleep(delay, undefined, { signal: this.wake.signal }).catch(() => undefined);
       if (this.halted()) return;

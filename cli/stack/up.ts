@@ -20,7 +20,7 @@ import { formatProblems } from '../../schemas/definitions.ts';
 import { stackCheckWorkflow } from '../../workflows/stack-check.ts';
 import { startDevflowProcess } from './child-process.ts';
 import { commandLine, isAlive, readPidFiles, removePidFile, waitForExit, writePidFile } from './pid-files.ts';
-import { Supervisor, type RunningPart } from './supervisor.ts';
+import { RESTART_POLICY, Supervisor, type RunningPart } from './supervisor.ts';
 import { startEmbeddedPostgres } from './postgres.ts';
 import { resolveTemporalCli } from './temporal-cli.ts';
 import { startTemporalDevServer } from './temporal-server.ts';
@@ -95,7 +95,8 @@ async function startStack(
 
   // Each part started here is supervised: restarted on the same port and data if it dies.
   const supervise = <P extends RunningPart>(name: string, start: () => Promise<P>) => {
-    const supervisor = new Supervisor({ name, start, runDir: config.runDir, say, onGiveUp: giveUp, stackStopping: cancelled });
+    const policy = { ...RESTART_POLICY, maxRestarts: config.restartLimit };
+    const supervisor = new Supervisor({ name, start, runDir: config.runDir, say, onGiveUp: giveUp, stackStopping: cancelled, policy });
     started.push({ name, stop: () => supervisor.stop() });
     return supervisor;
   };
