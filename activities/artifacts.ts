@@ -12,6 +12,7 @@ import { promptKeys } from '../lib/keys.ts';
 import { worktreeHolding, worktreePathFor } from '../lib/runs.ts';
 import { storable } from '../lib/text.ts';
 import { artifactProblems, pinnedSchema } from '../db/artifact-schemas.ts';
+import { loadSession, targetOf } from '../sessions/lifecycle.ts';
 import { checkpoint, type ActivityDeps } from './deps.ts';
 
 export type { FileSignature } from '../lib/artifact-files.ts';
@@ -25,9 +26,15 @@ export interface AwaitArtifactInput {
   timeoutMs: number;
   stabilityMs: number;
   pollMs: number;
+  /** The agent that is to write it: the wait ends early when its process is gone (absent in older histories). */
+  sessionId?: string;
 }
 
-export type AwaitArtifactResult = { status: 'found'; signature: FileSignature } | { status: 'timeout'; elapsedMs: number };
+/** `agentGone`: the wait ended before its timeout because the agent's process was gone. */
+export type AwaitArtifactResult = { status: 'found'; signature: FileSignature } | { status: 'timeout'; elapsedMs: number; agentGone?: true };
+
+/** How often a wait asks whether its agent's process is still there. */
+const AGENT_CHECK_MS = 2_000;
 
 interface WaitDetails {
   phaseKey: string;
@@ -52,6 +59,16 @@ export function fieldAt(value: unknown, dotted: string): unknown {
   return dotted.split('.').reduce<unknown>((at, part) => (at && typeof at === 'object' ? (at as Record<string, unknown>)[part] : undefined), value);
 }
 
+
+/** True only when the probe saw the agent's process gone; a probe that fails says nothing. */
+async function agentGone(deps: ActivityDeps, sessionId: string): Promise<boolean> {
+  try {
+    const session = await loadSession(deps, sessionId);
+    return !(await deps.drivers.forBackend(session.backend).probe(targetOf(session))).alive;
+  } catch {
+    return false;
+  }
+}
 
 export function createArtifactActivities(deps: ActivityDeps) {
   return {
@@ -80,6 +97,7 @@ export function createArtifactActivities(deps: ActivityDeps) {
       }
       try {
         let candidate: { signature: FileSignature; since: number } | undefined;
+        let checkedAgentAt = Date.now();
         for (;;) {
           const now = Date.now();
           const signature = await signatureOf(worktree, input.artifactPath);
@@ -95,6 +113,11 @@ export function createArtifactActivities(deps: ActivityDeps) {
           const elapsedMs = now - startedAt;
           context.heartbeat({ phaseKey: input.phaseKey, attempt: input.attempt, elapsedMs } satisfies WaitDetails);
           if (elapsedMs >= input.timeoutMs) return { status: 'timeout', elapsedMs };
+          // An agent that died (killed, its tmux server gone) writes nothing: no point waiting out the timeout.
+          if (input.sessionId && !candidate && now - checkedAgentAt >= AGENT_CHECK_MS) {
+            checkedAgentAt = now;
+            if (await agentGone(deps, input.sessionId)) return { status: 'timeout', elapsedMs, agentGone: true };
+          }
           // Re-check when the folder changes, when a pending file may have become stable, or
           // after the poll interval; context.sleep rejects as soon as the activity is cancelled.
           const nap = candidate ? Math.min(input.pollMs, input.stabilityMs) : input.pollMs;

@@ -64,10 +64,12 @@ export function createGateActivities(deps: ActivityDeps) {
         await transitionPhase(tx, { phaseId: input.phaseId, to: 'failed', event: { type: 'phase.failed', idempotencyKey: key('phase-failed'), payload } });
         checkpoint(deps, 'openHumanGate:phase');
         if (input.sessionId && input.sessionTo) {
+          // A session the failing step already gave up on (its agent lost a second time) stays as it is.
           await transitionSession(tx, {
             sessionId: input.sessionId,
             to: input.sessionTo,
             event: { type: input.sessionTo === 'CRASHED' ? 'session.crashed' : 'session.failed', idempotencyKey: key('session-failed'), payload },
+            unless: ['FAILED_NEEDS_HUMAN'],
           });
         }
         await transitionRun(tx, {

@@ -16,7 +16,8 @@ import type { Scenario } from '../sessions/scenarios.ts';
 import { checkpoint, type ActivityDeps } from './deps.ts';
 import { buildEnvelope, promptHeader, renderPrompt, type PromptKind, type Revision } from '../schemas/prompt.ts';
 import { fieldAt, signatureOf, type FileSignature } from './artifacts.ts';
-import { loadSession, targetOf } from '../sessions/lifecycle.ts';
+import { loadSession, sessionLifecycle, targetOf } from '../sessions/lifecycle.ts';
+import type { SessionState } from '../db/state-machines.ts';
 
 
 export interface SendPromptInput {
@@ -87,6 +88,9 @@ async function quoteEarlierArtifacts(deps: ActivityDeps, input: { runId: string;
   return instructions.replace(PLACEHOLDER, (whole) => values.get(whole) ?? whole);
 }
 
+/** Session states of an agent found lost whose restart has not finished. */
+const RESTARTING: readonly SessionState[] = ['CRASHED', 'RESUMING', 'REBOOTSTRAPPED'];
+
 export function createPromptActivities(deps: ActivityDeps) {
   const { db } = deps;
   return {
@@ -119,11 +123,21 @@ export function createPromptActivities(deps: ActivityDeps) {
       const schema = await pinnedSchema(db, input.runId, input.schemaId);
 
       let session = await loadSession(deps, input.sessionId);
+      const driver = deps.drivers.forBackend(session.backend);
+      // Its agent died since it started (killed, its tmux server gone), or a restart of it was cut
+      // short: a lost agent, restarted with its conversation once (the second time a person looks),
+      // and then prompted. Only an agent that is there but refuses the prompt makes this step fail.
+      const lost = RESTARTING.includes(session.state) || (['READY', 'BUSY'].includes(session.state) && !(await driver.resume(targetOf(session))));
+      if (lost) {
+        await sessionLifecycle(deps).ensureSession({ runId: session.runId, roleId: session.roleId, backend: session.backend, cwd: session.cwd, playback: session.playback });
+        session = await loadSession(deps, input.sessionId);
+      }
       if (session.state === 'READY') {
+        const busyKey = sessionKeys.busy(session.id, input.phaseId, input.attempt);
         session = (await transitionSession(db, {
           sessionId: session.id,
           to: 'BUSY',
-          event: { type: 'session.busy', idempotencyKey: sessionKeys.busy(session.id, input.phaseId, input.attempt), payload: { phaseKey: input.phaseKey } },
+          event: { type: 'session.busy', idempotencyKey: session.processLostRecoveries > 0 ? `${busyKey}:restarted:${session.processLostRecoveries}` : busyKey, payload: { phaseKey: input.phaseKey } },
         })).row;
       }
       if (session.state !== 'BUSY') {
@@ -162,7 +176,6 @@ export function createPromptActivities(deps: ActivityDeps) {
         scenario: input.scenario,
         repairScenario: input.repairScenario,
       });
-      const driver = deps.drivers.forBackend(session.backend);
       // The same session was sent this prompt before a crash: it must not get it twice.
       const delivered = intended?.sessionId === session.id && (await driver.received(targetOf(session), promptHeader(uuid)));
       checkpoint(deps, 'sendPrompt:before-delivery');

@@ -4,7 +4,7 @@
 // Postgres, the tmux server, an agent process and the API (mid-request) each killed with SIGKILL.
 // Afterwards every run and the stack are checked (see `checkInvariants`), a table is printed, and
 // the exit code is non-zero when a run was lost or an invariant broken. Whatever it started, it stops.
-//   npm run chaos -- --runs 50 --seed 1 [--concurrency 5] [--faults 18] [--gap 3-10] [--keep]
+//   npm run chaos -- --runs 50 --seed 1 [--concurrency 5] [--faults 18] [--gap 3-10] [--kinds worker,tmux,…] [--keep]
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
@@ -37,6 +37,7 @@ const RUN_DEADLINE_MS = 10 * 60_000;
 const RECOVERY_BOUND_MS = 180_000;
 
 interface Options {
+  kinds: FaultKind[];
   runs: number;
   seed: number;
   concurrency: number;
@@ -48,11 +49,14 @@ interface Options {
 function parseOptions(argv: string[]): Options {
   const runs = numberArg('runs', 10);
   const gap = (argv[argv.indexOf('--gap') + 1] ?? '').match(/^(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)$/);
+  const kindsArg = argv.includes('--kinds') ? (argv[argv.indexOf('--kinds') + 1] ?? '').split(',') : [...KINDS];
+  const unknownKinds = kindsArg.filter((k) => !(KINDS as readonly string[]).includes(k));
   const options: Options = {
+    kinds: kindsArg.filter((k): k is FaultKind => (KINDS as readonly string[]).includes(k)),
     runs,
     seed: numberArg('seed', 1),
     concurrency: numberArg('concurrency', 5),
-    faults: numberArg('faults', KINDS.length * Math.max(1, Math.ceil(runs / 20))),
+    faults: numberArg('faults', kindsArg.length * Math.max(1, Math.ceil(runs / 20))),
     gapMs: argv.includes('--gap') && gap ? [Number(gap[1]) * 1000, Number(gap[2]) * 1000] : [3_000, 10_000],
     keep: argv.includes('--keep'),
   };
@@ -60,6 +64,7 @@ function parseOptions(argv: string[]): Options {
     ...(['runs', 'concurrency'] as const).filter((k) => !Number.isInteger(options[k]) || options[k] < 1).map((k) => `--${k} must be a whole number of at least 1`),
     ...(['seed', 'faults'] as const).filter((k) => !Number.isInteger(options[k]) || options[k] < 0).map((k) => `--${k} must be a whole number of at least 0`),
     ...(argv.includes('--gap') && (!gap || options.gapMs[0] > options.gapMs[1]) ? ['--gap must read MIN-MAX in seconds, e.g. 3-10'] : []),
+    ...(unknownKinds.length > 0 || options.kinds.length === 0 ? [`--kinds takes a comma-separated list of ${KINDS.join(', ')} (got ${unknownKinds.join(',') || 'none'})`] : []),
   ];
   if (problems.length > 0) {
     process.stderr.write(`chaos: ${problems.join('; ')}\n`);
@@ -84,7 +89,7 @@ interface RunRecord {
   id: string;
   scenario: Scenario;
   state: string;
-  /** Gates other than the spec gate that a person (the driver) had to decide. */
+  /** Gates other than the spec gate that a person (the driver) had to decide, with why each opened. */
   personGates: string[];
   lost?: string;
 }
@@ -173,6 +178,7 @@ interface Approval {
   id: string;
   gateKey: string;
   state: string;
+  payload?: Record<string, unknown>;
 }
 /** The parts of the API's answers the driver reads. */
 interface Answer {
@@ -264,7 +270,10 @@ async function decide(run: RunRecord, approval: Approval): Promise<void> {
   const { route, body } = decisionFor(run, approval);
   const answer = await send('POST', route, body, decisionDeadline());
   if (answer.status >= 400 && answer.status !== 409) throw new Error(`${route}: ${answer.status} ${JSON.stringify(answer.json)}`);
-  if (approval.gateKey !== 'spec_approved' && !run.personGates.includes(approval.gateKey)) run.personGates.push(approval.gateKey);
+  if (approval.gateKey !== 'spec_approved') {
+    const why = approval.payload?.reason ?? approval.payload?.summary;
+    run.personGates.push(`${approval.gateKey} at ${new Date().toISOString().slice(11, 19)}${typeof why === 'string' ? `: ${why.slice(0, 200)}` : ''}`);
+  }
 }
 
 async function readyz(): Promise<boolean> {
@@ -422,7 +431,8 @@ function table(faults: FaultRecord[], skipped: Map<FaultKind, number>, records: 
   say('');
   say(`runs: ${records.length} started, ${records.length - lost.length} survived, ${lost.length} lost; ended ${[...outcomes].map(([s, n]) => `${s} ${n}`).join(', ')}`);
   const helped = records.filter((r) => r.personGates.length > 0);
-  say(`gates a person decided besides the spec gate: ${helped.length === 0 ? 'none' : helped.map((r) => `${r.id.slice(0, 8)} (${r.personGates.join(', ')})`).join('; ')}`);
+  say(`gates a person decided besides the spec gate: ${helped.length === 0 ? 'none' : ''}`);
+  for (const r of helped) say(`  ${r.id.slice(0, 8)}: ${r.personGates.join('; ')}`);
   for (const r of lost) say(`  lost ${r.id} (${r.scenario}): ${r.lost}`);
   say(`invariant violations: ${violations.length}`);
   for (const v of violations) say(`  ${v.check}: ${v.detail}`);
@@ -478,7 +488,7 @@ try {
   }));
 
   // Faults: an even share of each kind, in a seeded order, one at a time, each recovered before the next.
-  const plan = Array.from({ length: options.faults }, (_, i) => KINDS[i % KINDS.length]!);
+  const plan = Array.from({ length: options.faults }, (_, i) => options.kinds[i % options.kinds.length]!);
   for (let i = plan.length - 1; i > 0; i -= 1) {
     const j = Math.floor(rng() * (i + 1));
     [plan[i], plan[j]] = [plan[j]!, plan[i]!];
@@ -492,8 +502,8 @@ try {
     await sleep(options.gapMs[0] + rng() * (options.gapMs[1] - options.gapMs[0]));
     if (up.exitCode !== null) throw new Error(`devflow up exited (${up.exitCode}) during the chaos:\n${upOutput.slice(-4000)}`);
     let fault = await inject(kind, records);
-    // An agent exists only while a run works: wait for one rather than skip it.
-    for (let tries = 0; !fault && kind === 'agent' && !allDriven && tries < 60; tries += 1) {
+    // No target now (no agent at work, a part still restarting after the last fault): wait for one rather than skip it.
+    for (let tries = 0; !fault && !allDriven && tries < 120; tries += 1) {
       await sleep(500);
       fault = await inject(kind, records);
     }
@@ -503,7 +513,7 @@ try {
     }
     faults.push(fault);
     const recovered = fault.recoveryMs === undefined ? `not recovered within ${RECOVERY_BOUND_MS / 1000} s` : `recovered in ${(fault.recoveryMs / 1000).toFixed(1)} s`;
-    say(`  fault ${faults.length}/${plan.length}: ${FAULT_LABELS[kind]} (${fault.target}), ${recovered}`);
+    say(`  fault ${faults.length}/${plan.length} at ${new Date(fault.at).toISOString().slice(11, 19)}: ${FAULT_LABELS[kind]} (${fault.target}), ${recovered}`);
     if (fault.recoveryMs === undefined && kind !== 'agent' && kind !== 'tmux') {
       stackViolations.push({ check: 'the stack recovers', detail: `${FAULT_LABELS[kind]} at ${new Date(fault.at).toISOString()}: not recovered within ${RECOVERY_BOUND_MS / 1000} s` });
     }

@@ -213,14 +213,15 @@ export const createScheduleBody = z
   .object({
     id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes, at most 63'),
     /** A cron expression (five fields, UTC), or `every` an interval: exactly one of them. */
-    cron: z.string().trim().min(1).max(200).optional(),
+    cron: stored(z.string().trim().min(1).max(200)).optional(),
     every: duration.optional(),
     /** `skip` (default): a fire while this schedule's last run is still active starts nothing, and says so. */
     overlap: z.enum(SCHEDULE_OVERLAPS).default('skip'),
     /** Fires missed while Temporal was down are made up only within this window (default 5m). */
     catchupWindow: duration.default('5m'),
     paused: z.boolean().default(false),
-    note: z.string().max(500).optional(),
+    /** Temporal keeps it: any text but half a surrogate pair, which its gRPC calls cannot carry. */
+    note: z.string().max(500).refine(wellFormed, UNPAIRED).optional(),
     request: scheduledRunRequest,
   })
   .strict()
@@ -228,7 +229,7 @@ export const createScheduleBody = z
 export type CreateScheduleBody = z.infer<typeof createScheduleBody>;
 
 export const scheduleParams = z.object({ scheduleId: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a schedule id') });
-export const scheduleNoteBody = z.object({ note: z.string().max(500).optional() }).strict().default({});
+export const scheduleNoteBody = z.object({ note: z.string().max(500).refine(wellFormed, UNPAIRED).optional() }).strict().default({});
 
 export const scheduleFireSchema = createSelectSchema(scheduleFires).meta({ id: 'ScheduleFire' });
 export const scheduleSchema = z

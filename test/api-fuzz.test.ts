@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, ScheduleNotFoundError } from '@temporalio/client';
 import { and, count, eq } from 'drizzle-orm';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import fc from 'fast-check';
@@ -26,8 +26,9 @@ import { connectDatabase, type DatabaseHandle } from '../db/client.ts';
 import { appendEvent } from '../db/events.ts';
 import { prepareDatabase } from '../db/prepare.ts';
 import { createRun } from '../db/runs.ts';
-import { approvalRequests, artifacts, runEvents, runPhases, runs, tuiSessions, tuiTranscripts } from '../db/schema.ts';
+import { approvalRequests, artifacts, runEvents, runPhases, runs, schedules, tuiSessions, tuiTranscripts } from '../db/schema.ts';
 import { RUN_STATES } from '../db/state-machines.ts';
+import { workflowIds } from '../lib/keys.ts';
 import { waitFor } from '../lib/wait.ts';
 import { runWorkflowId } from '../workflows/messages.ts';
 import { makeRepo, useRunHarness } from './helpers/run-harness.ts';
@@ -62,6 +63,17 @@ const seed = {
   liveArtifact: '',
   missingArtifact: '',
   cursor: '',
+};
+/**
+ * Schedules the fuzz may name, each under this file's own prefix: Temporal Schedules live in the
+ * suite's one namespace, which other files share. All are paused, with fires years away.
+ */
+const scheduleTag = `fuzz-${randomUUID().slice(0, 8)}`;
+const sched = {
+  live: [] as string[], // in Postgres and in Temporal
+  lost: '', // its row stands, its Temporal Schedule was deleted underneath
+  deleted: '', // deleted through the API
+  doomed: [] as string[], // for the DELETE fuzz to delete
 };
 /** The decision that stands on each approval request the fuzz may decide. */
 const decided = new Map<string, string>();
@@ -140,6 +152,23 @@ async function seedDatabase(): Promise<void> {
   seed.cursor = JSON.parse(page.body).nextCursor;
 }
 
+async function seedSchedules(): Promise<void> {
+  const request = { template: 'development@1', requirementsMd: '# Seeded schedule\n', repoPath: seed.repo, baseBranch: 'main', backend: 'fake' };
+  const create = async (name: string, spec: Record<string, unknown>) => {
+    const id = `${scheduleTag}-s-${name}`;
+    const response = await api.inject({ method: 'POST', url: '/v1/schedules', payload: { id, ...spec, paused: true, note: 'seeded', request } });
+    if (response.statusCode !== 201) throw new Error(`seeding schedule ${id}: ${response.statusCode} ${response.body}`);
+    return id;
+  };
+  sched.live.push(await create('leap-day', { cron: '0 0 29 2 *' }), await create('decades', { every: '40000d', overlap: 'allow' }));
+  sched.lost = await create('lost', { cron: '0 0 29 2 *' });
+  await new Client({ connection: temporal }).schedule.getHandle(workflowIds.schedule(sched.lost)).delete();
+  sched.deleted = await create('deleted', { cron: '0 0 29 2 *' });
+  const deleted = await api.inject({ method: 'DELETE', url: `/v1/schedules/${sched.deleted}` });
+  if (deleted.statusCode !== 200) throw new Error(`deleting schedule ${sched.deleted}: ${deleted.statusCode} ${deleted.body}`);
+  for (const n of [1, 2, 3]) sched.doomed.push(await create(`doomed-${n}`, { every: `${40_000 + n}d` }));
+}
+
 beforeAll(async () => {
   own = await ownDatabase();
   probe = connectDatabase(own.url, { max: 2 });
@@ -156,21 +185,41 @@ beforeAll(async () => {
     workspaceRoot: path.join(h.root, 'fuzz-workspaces'),
     // Claude Code counts as installed and Codex not, without asking the host each time.
     findAgent: async (agent) => (agent === 'claude-code' ? { agent, path: '/bin/true', source: 'cache', version: 'test' } : undefined),
+    logger: (await import('../lib/logger.ts')).createLogger('TMPFUZZ', 'error'),
   };
   api = await buildApi(deps);
   apps.push(api);
   await seedDatabase();
+  await seedSchedules();
   baseline = await rowCounts();
 }, 120_000);
 
 afterAll(async () => {
   await new Client({ connection: temporal }).workflow.getHandle(runWorkflowId(seed.live)).terminate('fuzz done').catch(() => undefined);
+  await removeSchedules().catch((error) => console.warn(`leaving schedules behind: ${error}`));
   for (const app of apps) await app.close();
   await temporal?.close();
   await probe?.close();
   await own?.close();
   await own?.drop();
 });
+
+/**
+ * Every Temporal Schedule this file made (a failed property may leave some of its own) and every
+ * fire a trigger started: each waits, never run, on the queue nobody polls.
+ */
+async function removeSchedules(): Promise<void> {
+  if (!own || !temporal) return;
+  const client = new Client({ connection: temporal });
+  for (const { id } of await own.db.select({ id: schedules.id }).from(schedules)) {
+    await client.schedule.getHandle(workflowIds.schedule(id)).delete().catch(() => undefined);
+  }
+  const fires: Promise<unknown>[] = [];
+  for await (const fire of client.workflow.list({ query: `TaskQueue = '${idleQueue}' AND ExecutionStatus = 'Running'` })) {
+    fires.push(client.workflow.getHandle(fire.workflowId, fire.runId).terminate('fuzz done').catch(() => undefined));
+  }
+  await Promise.all(fires);
+}
 
 // ---- requests and what every answer must be ------------------------------------------------------
 
@@ -211,19 +260,19 @@ async function send(request: Probe): Promise<LightMyRequestResponse> {
   return response;
 }
 
-/** A 400 that names `field` (or a field inside it) in its issues, or at least in its message. */
-function expectNames(response: LightMyRequestResponse, field: string, what: string): void {
+/** A 400 that names `field` (or a field inside it; or one of several) in its issues, or at least in its message. */
+function expectNames(response: LightMyRequestResponse, field: string | string[], what: string): void {
   expect(response.statusCode, `${what}: ${shown(response.body)}`).toBe(400);
   const { error } = JSON.parse(response.body);
   const fields: string[] = (error.details?.issues ?? []).map((i: { field: string }) => i.field);
-  const named = fields.some((f) => f === field || f.startsWith(`${field}.`)) || error.message.includes(field);
+  const named = [field].flat().some((one) => fields.some((f) => f === one || f.startsWith(`${one}.`)) || error.message.includes(one));
   expect(named, `${what} should name ${field}: ${shown(response.body)}`).toBe(true);
 }
 
 const isUuid = (value: unknown) => z.uuid().safeParse(value).success;
 
 /** What a request must get: a status, one of some, a 400 naming a field, or an error code. */
-type Expected = { status: number } | { statusIn: number[] } | { names: string } | { code: string };
+type Expected = { status: number } | { statusIn: number[] } | { names: string | string[] } | { code: string };
 
 function expectOutcome(response: LightMyRequestResponse, expected: Expected): void {
   if ('names' in expected) return expectNames(response, expected.names, response.body);
@@ -234,14 +283,17 @@ function expectOutcome(response: LightMyRequestResponse, expected: Expected): vo
 
 /**
  * How ids in the path are refused, in the order the server looks: the router first (a part
- * longer than 100 characters: 414; an empty one matches no route or is no uuid), then a raw body
- * it cannot read, then each id that is not a uuid, named.
+ * longer than 100 characters: 414; an empty one matches no route or is no id; `.` or `..`, a dot
+ * segment the URL resolves away with what comes before, leaves a path another route or none
+ * answers), then a raw body it cannot read, then each id that is not an id (a uuid unless
+ * `valid` says otherwise), named.
  */
-function idsFirst(ids: [string, string][], body?: { raw: unknown }): Expected | undefined {
+function idsFirst(ids: [string, string][], body?: { raw: unknown }, valid: (id: string) => boolean = isUuid): Expected | undefined {
   if (ids.some(([id]) => id.length > 100)) return { status: 414 };
   if (ids.some(([id]) => id === '')) return { statusIn: [400, 404, 415] };
+  if (ids.some(([id]) => id === '.' || id === '..')) return { statusIn: [200, 400, 404, 415] };
   if (body?.raw) return { statusIn: [400, 415] };
-  const bad = ids.find(([id]) => !isUuid(id));
+  const bad = ids.find(([id]) => !valid(id));
   return bad ? { names: bad[1] } : undefined;
 }
 
@@ -372,6 +424,105 @@ function mutate(body: Record<string, unknown>, change: Mutation): Record<string,
   else out[change.field] = change.value;
   return out;
 }
+
+// ---- schedules ------------------------------------------------------------------------------------
+
+const SCHEDULE_FIELDS = ['id', 'cron', 'every', 'overlap', 'catchupWindow', 'paused', 'note', 'request'];
+/** What a schedule's fires ask for: a POST /v1/runs body without its run id or dry run. */
+const REQUEST_FIELDS = RUN_FIELDS.filter((field) => field !== 'runId' && field !== 'dryRun');
+const SCHEDULE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const DURATION = /^[1-9][0-9]*(s|m|h|d)$/;
+const isScheduleId = (value: string) => SCHEDULE_ID.test(value);
+
+/** Ids of schedules nobody made yet, under this file's prefix. */
+const freshScheduleId = fc.stringMatching(/^[a-z0-9-]{1,24}$/).map((s) => `${scheduleTag}-g-${s}`);
+/** Schedule ids: the seeded ones, unknown ones of the right form, near misses of a seeded one, and strings that are no id at all. */
+const scheduleIdOf = (...known: string[]) =>
+  fc.oneof(
+    { weight: 3, arbitrary: fc.constantFrom(...known) },
+    { weight: 2, arbitrary: fc.oneof(fc.stringMatching(SCHEDULE_ID), fc.uuid()) },
+    { weight: 1, arbitrary: fc.constantFrom(...known).chain((id) => fc.constantFrom(id.toUpperCase(), `${id}-`, `-${id}`, ` ${id}`, `${id}\u0000`, `${id}_x`, `${id}.`, `${id}/pause`, id.padEnd(63, 'x'), id.padEnd(64, 'x'))) },
+    { weight: 4, arbitrary: notUuid },
+  );
+
+/** Specs that cannot fire while the suite runs: a leap day at the earliest, or an interval of over a hundred years. */
+const farOff = fc.oneof(
+  fc.constantFrom('0 0 29 2 *', '30 4 29 2 *', '59 23 29 2 *').map((cron) => ({ cron })),
+  fc.integer({ min: 40_000, max: 100_000 }).chain((days) => fc.constantFrom(`${days}d`, `${days * 24}h`)).map((every) => ({ every })),
+);
+/** Notes Temporal keeps: NULs too, which it carries. */
+const noteRight = fc.oneof(fc.string({ unit: 'grapheme', maxLength: 60 }), fc.constantFrom('', 'a\u0000b', 'n'.repeat(500)));
+/** Text with half a surrogate pair in it. */
+const unpaired = fc.tuple(fc.string({ maxLength: 20 }), fc.constantFrom('\uD800', '\uDBFF', '\uDFFF'), fc.string({ maxLength: 20 })).map(([a, half, b]) => `${a}${half}${b}`);
+const noteWrong = fc.oneof(notA('string'), fc.constant('n'.repeat(501)), unpaired);
+
+/** A body that would pass: a schedule that cannot fire during the suite, asking for a run on a real repository. */
+const validSchedule = (id: fc.Arbitrary<string>) =>
+  fc
+    .tuple(
+      fc.record(
+        {
+          id,
+          overlap: fc.constantFrom('skip', 'allow'),
+          catchupWindow: fc.integer({ min: 1, max: 10_000 }).chain((n) => fc.constantFrom(`${n}s`, `${n}m`, `${n}h`, `${n}d`)),
+          paused: fc.boolean(),
+          note: noteRight,
+          request: validStart().map(({ runId: _runId, dryRun: _dryRun, ...request }) => request),
+        },
+        { requiredKeys: ['id', 'request'] },
+      ),
+      farOff,
+    )
+    .map(([body, spec]): Record<string, unknown> => ({ ...body, ...spec }));
+
+const durationWrong = () =>
+  fc.oneof(notA('string'), fc.constantFrom('', '0s', '15', '1.5h', '90 minutes', '1w', '-1h', ' 1h', '1h ', '01h', '1H', '1h30m', 'PT1H'), anyText.filter((s) => !DURATION.test(s)));
+/** For each field, values that are certainly wrong for it. */
+const wrongSchedule: Record<string, () => fc.Arbitrary<unknown>> = {
+  id: () => fc.oneof(notA('string'), fc.constantFrom('', 'Nightly', 'a_b', 'a.b', '-x', 'x'.repeat(64), 'é'), anyText.filter((s) => !isScheduleId(s))),
+  // Strings Temporal refuses as well as ones the schema does: these reach it (after the request is checked).
+  cron: () =>
+    fc.oneof(
+      notA('string'),
+      fc.constantFrom('', '   ', 'c'.repeat(201), 'every day at noon', '61 * * * *', '* * *', '0 25 * * *', '* * * 13 *', '0 0 0 * *', '*/0 * * * *', '0 0 1 1 8', 'TZ=Nowhere/Atall 0 0 29 2 *', '* * * * * * * * *'),
+      fc.string({ maxLength: 30 }).map((s) => `x ${s}`),
+      unstorable,
+      unstorable.map((s) => `0 0 29 2 *${s}`),
+    ),
+  every: durationWrong,
+  overlap: () => fc.oneof(notA('string'), fc.constantFrom('', 'SKIP', 'buffer', 'allow_all', 'skip ')),
+  catchupWindow: durationWrong,
+  paused: () => notA('boolean'),
+  note: () => noteWrong,
+};
+
+/**
+ * A change that puts a schedule body one field away from right, and the fields its refusal may
+ * name. A request's fields checked after validation (template, repository, branch, agents) are
+ * named as POST /v1/runs names them: body.repoPath, not body.request.repoPath.
+ */
+const scheduleMutation = (): fc.Arbitrary<{ change: Mutation; named: string[] }> => {
+  const ofRequest: fc.Arbitrary<Mutation> = fc.oneof(
+    { weight: 8, arbitrary: fc.constantFrom(...REQUEST_FIELDS).chain((field) => wrongStart[field]!().map((value) => ({ kind: 'wrong' as const, field, value }))) },
+    { weight: 1, arbitrary: fc.constantFrom('requirementsMd', 'repoPath', 'baseBranch').map((field) => ({ kind: 'missing' as const, field })) },
+    // A run id or a dry run is no part of what a fire asks for.
+    { weight: 1, arbitrary: fc.tuple(fc.oneof(fc.constantFrom('runId', 'dryRun'), unknownKey(RUN_FIELDS)), anyJson).map(([field, value]) => ({ kind: 'extra' as const, field, value })) },
+  );
+  const request = validStart().map(({ runId: _runId, dryRun: _dryRun, ...request }): Record<string, unknown> => request);
+  return fc.oneof(
+    { weight: 8, arbitrary: fc.constantFrom(...Object.keys(wrongSchedule)).chain((field) => wrongSchedule[field]!().map((value) => ({ change: { kind: 'wrong' as const, field, value }, named: [`body.${field}`] }))) },
+    { weight: 1, arbitrary: fc.oneof(notA('object'), fc.constant({})).map((value) => ({ change: { kind: 'wrong' as const, field: 'request', value }, named: ['body.request'] })) },
+    {
+      weight: 4,
+      arbitrary: fc.tuple(request, ofRequest).map(([r, c]) => ({ change: { kind: 'wrong' as const, field: 'request', value: mutate(r, c) }, named: ['body.request', c.kind === 'extra' ? c.field : `body.${c.field}`] })),
+    },
+    // A missing cron: neither cron nor every (see the property).
+    { weight: 1, arbitrary: fc.constantFrom('id', 'request', 'cron').map((field) => ({ change: { kind: 'missing' as const, field }, named: [`body.${field}`] })) },
+    { weight: 1, arbitrary: fc.tuple(unknownKey(SCHEDULE_FIELDS), anyJson).map(([field, value]) => ({ change: { kind: 'extra' as const, field, value }, named: [field] })) },
+  );
+};
+
+const scheduleHandle = (id: string) => new Client({ connection: temporal }).schedule.getHandle(workflowIds.schedule(id));
 
 describe('generated requests: every route answers below 500, names what it refuses and writes nothing for it', () => {
   it('POST /v1/runs: a body one field away from right is refused naming that field', async () => {
@@ -518,7 +669,7 @@ describe('generated requests: every route answers below 500, names what it refus
     const change: fc.Arbitrary<Mutation | undefined> = fc.oneof(
       { weight: 3, arbitrary: fc.constant(undefined) },
       { weight: 5, arbitrary: fc.constantFrom(...names).chain((field) => fields[field]!.wrong.map((value) => ({ kind: 'wrong' as const, field, value }))) },
-      { weight: 1, arbitrary: fc.constantFrom(...names.filter((n) => fields[n]!.required)).map((field) => ({ kind: 'missing' as const, field })) },
+      ...(names.some((n) => fields[n]!.required) ? [{ weight: 1, arbitrary: fc.constantFrom(...names.filter((n) => fields[n]!.required)).map((field) => ({ kind: 'missing' as const, field })) }] : []),
       { weight: 1, arbitrary: fc.tuple(unknownKey(names), anyJson).map(([field, value]) => ({ kind: 'extra' as const, field, value })) },
     );
     return fc.oneof(
@@ -531,8 +682,14 @@ describe('generated requests: every route answers below 500, names what it refus
   const tokenWrong = fc.oneof(notA('string'), fc.constantFrom('', 'x'.repeat(201)), unstorable);
   const text = (max: number) => fc.string({ unit: 'grapheme', maxLength: 60 }).filter((s) => s.length <= max);
   const textWrong = (max: number) => fc.oneof(notA('string'), fc.constant('y'.repeat(max + 1)), unstorable);
+  /** No body at all: what a route whose body is optional gets when a client sends none. */
+  const noBody: GeneratedBody = { body: undefined, change: undefined, raw: undefined };
   const payloadOf = (b: GeneratedBody) =>
-    b.raw ? { headers: { 'content-type': b.raw.type }, payload: b.raw.payload } : { headers: { 'content-type': 'application/json' }, payload: JSON.stringify(b.body) };
+    b.raw
+      ? { headers: { 'content-type': b.raw.type }, payload: b.raw.payload }
+      : b.body === undefined
+        ? {}
+        : { headers: { 'content-type': 'application/json' }, payload: JSON.stringify(b.body) };
   /** What a body is refused for before the route looks at it: unreadable, or a field away from right. */
   const bodyRefusal = (b: GeneratedBody): Expected | undefined =>
     b.raw ? { statusIn: [400, 415] } : b.change ? { names: b.change.kind === 'extra' ? b.change.field : `body.${b.change.field}` } : undefined;
@@ -582,26 +739,33 @@ describe('generated requests: every route answers below 500, names what it refus
   }, FUZZ_TIMEOUT);
 
   /**
+   * Bodies for a POST that takes none: ones neither JSON nor plain text, refused before the route
+   * runs (`unreadable` of them to each JSON body, which is ignored, and each request without one).
+   */
+  function ignoredBody(unreadable: number): fc.Arbitrary<{ payload: string; type: string; read: boolean } | undefined> {
+    const refused = fc.oneof(
+      fc.record({ payload: fc.constantFrom('{', '[1,', 'nul', '{"a":1}garbage', '\u0000', '{"__proto__":{"x":1}}'), type: fc.constant('application/json') }),
+      // Types read as JSON or text (whatever their charset) are not among these.
+      rawBody.filter((b) => !/^(application\/json|text\/plain)(;|$)/.test(b.type)),
+    );
+    return fc.oneof(
+      { weight: unreadable, arbitrary: refused.map((b) => ({ ...b, read: false })) },
+      { weight: 1, arbitrary: anyJson.map((j) => ({ payload: JSON.stringify(j) ?? 'null', type: 'application/json', read: true })) },
+      { weight: 1, arbitrary: fc.constant(undefined) },
+    );
+  }
+
+  /**
    * Routes that take no input: whatever query or headers they get, they answer as usual; a POST
    * body that is neither JSON nor plain text is refused before the route runs, and JSON is
    * ignored. A reload reads every definition again, so most of its bodies are ones refused first.
    */
   function inputless(name: string, method: 'GET' | 'POST', url: string, runs = RUNS) {
     it(`${name}: ignores what it does not take`, async () => {
-      const unreadable = fc.oneof(
-        fc.record({ payload: fc.constantFrom('{', '[1,', 'nul', '{"a":1}garbage', '\u0000', '{"__proto__":{"x":1}}'), type: fc.constant('application/json') }),
-        // Types read as JSON or text (whatever their charset) are not among these.
-        rawBody.filter((b) => !/^(application\/json|text\/plain)(;|$)/.test(b.type)),
-      );
-      const body = fc.oneof(
-        { weight: 16, arbitrary: unreadable.map((b) => ({ ...b, read: false })) },
-        { weight: 1, arbitrary: anyJson.map((j) => ({ payload: JSON.stringify(j) ?? 'null', type: 'application/json', read: true })) },
-        { weight: 1, arbitrary: fc.constant(undefined) },
-      );
       const extra = fc.record({
         pairs: queryOf({}),
         header: fc.option(fc.tuple(fc.stringMatching(/^x-[a-z-]{1,20}$/), headerText), { nil: undefined }),
-        body: method === 'POST' ? body : fc.constant(undefined),
+        body: method === 'POST' ? ignoredBody(16) : fc.constant(undefined),
       });
       await fc.assert(
         fc.asyncProperty(extra, async ({ pairs, header, body }) => {
@@ -622,6 +786,135 @@ describe('generated requests: every route answers below 500, names what it refus
   inputless('GET /openapi.json', 'GET', '/openapi.json', RUNS / 4);
   inputless('GET /', 'GET', '/', RUNS / 4);
 
+  // Schedules: the seeded ones are paused with fires years away, and what a trigger fires waits on
+  // the queue nobody polls; the generated creates that pass are of the same kind, deleted at once.
+
+  it('POST /v1/schedules: a body one field away from right is refused naming that field, and makes no Temporal Schedule', async () => {
+    await fc.assert(
+      fc.asyncProperty(validSchedule(freshScheduleId), scheduleMutation(), async (body, { change, named }) => {
+        const payload = mutate(body, change);
+        if (change.kind === 'missing' && change.field === 'cron') delete payload.every;
+        const response = await send({ route: 'POST /v1/schedules', method: 'POST', url: '/v1/schedules', payload });
+        expectNames(response, named, `${change.kind} ${change.field}`);
+        if (typeof payload.id === 'string' && isScheduleId(payload.id)) await expect(scheduleHandle(payload.id).describe()).rejects.toThrow(ScheduleNotFoundError);
+      }),
+      { numRuns: RUNS },
+    );
+  }, FUZZ_TIMEOUT);
+
+  it('POST /v1/schedules: any body at all makes no schedule, and a refusal names only body fields', async () => {
+    const fieldValue = fc.constantFrom(...SCHEDULE_FIELDS).chain((field) => fc.tuple(fc.constant(field), wrongSchedule[field] ? fc.oneof(anyJson, wrongSchedule[field]()) : anyJson));
+    const garbage = fc.oneof(
+      fc.array(fc.oneof(fieldValue, fc.tuple(fc.string({ maxLength: 12 }), anyJson)), { maxLength: 8 }).map((entries) => ({ json: Object.fromEntries(entries) })),
+      anyJson.map((json) => ({ json })),
+      rawBody.map((raw) => ({ raw })),
+    );
+    await fc.assert(
+      fc.asyncProperty(garbage, async (body) => {
+        const headers = 'raw' in body ? { 'content-type': body.raw.type } : { 'content-type': 'application/json' };
+        const payload = 'raw' in body ? body.raw.payload : JSON.stringify(body.json ?? null);
+        const response = await send({ route: 'POST /v1/schedules', method: 'POST', url: '/v1/schedules', headers, payload });
+        // No body generated here asks for a run on a git repository, so nothing can pass.
+        expect([400, 413, 415], response.body).toContain(response.statusCode);
+      }),
+      { numRuns: RUNS / 2 },
+    );
+  }, FUZZ_TIMEOUT);
+
+  it('POST /v1/schedules: a right body makes one schedule; the same again gets the same; another under a taken id is refused', async () => {
+    const made = new Set<string>();
+    await fc.assert(
+      fc.asyncProperty(validSchedule(fc.oneof(freshScheduleId, fc.constantFrom(...sched.live))), async (body) => {
+        const id = body.id as string;
+        const create = (payload: Record<string, unknown>) => send({ route: 'POST /v1/schedules', method: 'POST', url: '/v1/schedules', payload });
+        const rows = baseline.schedules!;
+        const response = await create(body);
+        // A seeded schedule asks for another run than any generated one: its id is taken.
+        if (sched.live.includes(id)) {
+          expectOutcome(response, { code: 'schedule_exists' });
+          return;
+        }
+        expect(response.statusCode, response.body).toBe(201);
+        // One row more, or the deleted one of the same id back.
+        expect(baseline.schedules).toBe(made.has(id) ? rows : rows + 1);
+        made.add(id);
+        expect(JSON.parse(response.body)).toMatchObject({ id, paused: body.paused ?? false, cron: body.cron ?? null, every: body.every ?? null, fires: [] });
+        expect((await scheduleHandle(id).describe()).state.paused).toBe(body.paused ?? false);
+        const again = await create(body);
+        expect(again.statusCode, again.body).toBe(200);
+        expect(JSON.parse(again.body).createdAt).toBe(JSON.parse(response.body).createdAt);
+        expectOutcome(await create({ ...body, overlap: body.overlap === 'allow' ? 'skip' : 'allow' }), { code: 'schedule_exists' });
+        const deleted = await send({ route: 'DELETE /v1/schedules/:scheduleId', method: 'DELETE', url: `/v1/schedules/${id}` });
+        expect(JSON.parse(deleted.body)).toEqual({ id, deleted: true });
+        await expect(scheduleHandle(id).describe()).rejects.toThrow(ScheduleNotFoundError);
+      }),
+      { numRuns: 40 },
+    );
+  }, FUZZ_TIMEOUT);
+
+  it('GET /v1/schedules/:scheduleId: ids right, wrong, unknown and hostile', async () => {
+    await fc.assert(
+      fc.asyncProperty(scheduleIdOf(...sched.live, sched.lost, sched.deleted), queryOf({}), async (id, pairs) => {
+        const response = await send({ route: 'GET /v1/schedules/:scheduleId', method: 'GET', url: `/v1/schedules/${segment(id)}${queryString(pairs)}` });
+        const found = [...sched.live, sched.lost].includes(id);
+        expectOutcome(response, idsFirst([[id, 'params.scheduleId']], undefined, isScheduleId) ?? { status: found ? 200 : 404 });
+        // What Temporal no longer has, it cannot say: paused is not known.
+        if (found) expect(JSON.parse(response.body).paused === null, response.body).toBe(id === sched.lost);
+      }),
+      { numRuns: RUNS },
+    );
+  }, FUZZ_TIMEOUT);
+
+  it('POST /v1/schedules/:scheduleId/pause and …/resume: ids and notes right and wrong', async () => {
+    const body = fc.oneof({ weight: 9, arbitrary: bodyOf({ note: { right: noteRight, wrong: noteWrong } }) }, { weight: 1, arbitrary: fc.constant(noBody) });
+    for (const action of ['pause', 'resume'] as const) {
+      const name = `POST /v1/schedules/:scheduleId/${action}`;
+      await fc.assert(
+        fc.asyncProperty(scheduleIdOf(...sched.live, sched.lost, sched.deleted), body, async (id, b) => {
+          const response = await send({ route: name, method: 'POST', url: `/v1/schedules/${segment(id)}/${action}`, ...payloadOf(b) });
+          // The lost one's Temporal Schedule is gone: nothing to pause or resume.
+          expectOutcome(response, idsFirst([[id, 'params.scheduleId']], b, isScheduleId) ?? bodyRefusal(b) ?? { status: sched.live.includes(id) ? 200 : 404 });
+          if (response.statusCode === 200) expect(JSON.parse(response.body).paused, response.body).toBe(action === 'pause');
+        }),
+        { numRuns: RUNS },
+      );
+    }
+    // Paused again, as they were seeded.
+    for (const id of sched.live) expect((await api.inject({ method: 'POST', url: `/v1/schedules/${id}/pause` })).statusCode).toBe(200);
+  }, 2 * FUZZ_TIMEOUT);
+
+  it('POST /v1/schedules/:scheduleId/trigger: ids right, wrong, unknown and hostile; a body is not read', async () => {
+    await fc.assert(
+      fc.asyncProperty(scheduleIdOf(...sched.live, sched.lost, sched.deleted), ignoredBody(1), async (id, body) => {
+        const response = await send({ route: 'POST /v1/schedules/:scheduleId/trigger', method: 'POST', url: `/v1/schedules/${segment(id)}/trigger`, ...(body ? { headers: { 'content-type': body.type }, payload: body.payload } : {}) });
+        const refused = idsFirst([[id, 'params.scheduleId']], body && !body.read ? { raw: true } : undefined, isScheduleId);
+        expectOutcome(response, refused ?? { status: sched.live.includes(id) ? 202 : 404 });
+      }),
+      { numRuns: RUNS },
+    );
+  }, FUZZ_TIMEOUT);
+
+  inputless('GET /v1/schedules', 'GET', '/v1/schedules');
+
+  it('DELETE /v1/schedules/:scheduleId: ids right, wrong, unknown and hostile; each schedule goes once', async () => {
+    const known = [...sched.doomed, ...sched.live, sched.lost, sched.deleted];
+    const gone = new Set([sched.deleted]);
+    await fc.assert(
+      fc.asyncProperty(scheduleIdOf(...known), queryOf({}), async (id, pairs) => {
+        const response = await send({ route: 'DELETE /v1/schedules/:scheduleId', method: 'DELETE', url: `/v1/schedules/${segment(id)}${queryString(pairs)}` });
+        const refused = idsFirst([[id, 'params.scheduleId']], undefined, isScheduleId);
+        const found = known.includes(id) && !gone.has(id);
+        expectOutcome(response, refused ?? { status: found ? 200 : 404 });
+        if (refused || !found) return;
+        gone.add(id);
+        await expect(scheduleHandle(id).describe()).rejects.toThrow(ScheduleNotFoundError);
+        expect((await api.inject({ url: `/v1/schedules/${id}` })).statusCode).toBe(404);
+      }),
+      { numRuns: RUNS },
+    );
+    expect([...gone].sort()).toEqual([...known].sort());
+  }, FUZZ_TIMEOUT);
+
   it('any method on any path: never a 5xx, and every refusal in devflow\'s error shape', async () => {
     const pathPart = fc.oneof(fc.constantFrom('v1', 'runs', 'approvals', 'abort', 'events', 'report', '..', '.', '%2e%2e', '%', '%zz', '%00', ''), fc.uuid(), fc.string({ maxLength: 12 }).map(segment));
     await fc.assert(
@@ -633,7 +926,8 @@ describe('generated requests: every route answers below 500, names what it refus
   }, FUZZ_TIMEOUT);
 
   it('sent at least a thousand requests to every route', () => {
-    const routes = ['POST /v1/runs', 'GET /v1/runs', 'GET /v1/runs/:runId', 'GET /v1/runs/:runId/approvals', 'GET /v1/runs/:runId/report', 'GET /v1/runs/:runId/events', 'GET /v1/runs/:runId/artifacts/:artifactId', 'GET /v1/runs/:runId/sessions/:sessionId/transcript', 'GET /v1/approvals', 'POST /v1/runs/:runId/abort', 'POST /v1/runs/:runId/approvals/:approvalId', 'GET /healthz', 'GET /readyz', 'GET /v1/templates', 'POST /v1/definitions/reload'];
+    const routes = ['POST /v1/runs', 'GET /v1/runs', 'GET /v1/runs/:runId', 'GET /v1/runs/:runId/approvals', 'GET /v1/runs/:runId/report', 'GET /v1/runs/:runId/events', 'GET /v1/runs/:runId/artifacts/:artifactId', 'GET /v1/runs/:runId/sessions/:sessionId/transcript', 'GET /v1/approvals', 'POST /v1/runs/:runId/abort', 'POST /v1/runs/:runId/approvals/:approvalId', 'GET /healthz', 'GET /readyz', 'GET /v1/templates', 'POST /v1/definitions/reload',
+      'POST /v1/schedules', 'GET /v1/schedules', 'GET /v1/schedules/:scheduleId', 'DELETE /v1/schedules/:scheduleId', 'POST /v1/schedules/:scheduleId/pause', 'POST /v1/schedules/:scheduleId/resume', 'POST /v1/schedules/:scheduleId/trigger'];
     for (const route of routes) expect(sent.get(route) ?? 0, route).toBeGreaterThanOrEqual(RUNS);
   });
 });

@@ -326,6 +326,21 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     else expect(h.prompts(runId, 'implementer', implementer[0]!.id).at(-1)).toContain('your session was kept as it is');
   });
 
+  it('notices an agent that died mid-phase within seconds, not at the artifact timeout, and restarts it with no person', async () => {
+    const { runId, handle } = await h.start({ scenarios: { spec: ['crash', 'ok'] }, timing: { ...h.timing, artifactTimeoutMs: 600_000 } });
+    await h.waitForGate(runId, 'spec_approved');
+    const events = await h.db.query.runEvents.findMany({ where: (e, { eq }) => eq(e.runId, runId), orderBy: (e, { asc }) => asc(e.seq) });
+    const expected = events.find((e) => e.type === 'artifact.expected')!;
+    const crashed = events.find((e) => e.type === 'session.crashed')!;
+    // The wait asks every 2 s whether its agent is there; ten minutes were allowed for the artifact.
+    expect(crashed.createdAt.getTime() - expected.createdAt.getTime()).toBeLessThan(15_000);
+    const spec = (await h.snapshot(runId)).sessions.find((s) => s.roleId === 'spec_writer')!;
+    expect(h.prompts(runId, 'spec_writer', spec.id).at(-1)).toContain("the agent's process ended before it wrote the artifact (session CRASHED); your session was restarted");
+    expect((await h.snapshot(runId)).approvals.map((a) => a.gateKey)).toEqual(['spec_approved']);
+    await decide(h, runId, 'spec_approved', 'abort');
+    expect((await handle.result()).state).toBe('aborted');
+  });
+
   it('keeps and flags an agent alive but silent; if it stays silent, a person decides and the flag gives way to the stop', async () => {
     const { runId } = await h.start({ scenarios: { spec: ['hang', 'hang'] } });
     let flagged: ReturnType<typeof sessionFlags> = new Map();
@@ -362,28 +377,8 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     expect(report(snap)).toMatch(/\| artifact_timeout_exhausted \| human \| spec \| .* \| rejected \| reject \|/);
   });
 
-  it('raises prompt_send_exhausted when prompts cannot be delivered; approve recovers the session', async () => {
-    let runId: string;
-    let handle: Awaited<ReturnType<RunHarness['start']>>['handle'];
-    if (backend === 'fake') {
-      ({ runId, handle } = await h.start({ scenarios: { spec: 'send_fail' } }));
-    } else {
-      // In tmux, delivery fails for real: the agent's window is killed just before the first
-      // prompt, so every try finds no pane.
-      await h.stopWorkers(() => true);
-      let killed = false;
-      await h.startWorker({
-        checkpoint: (point) => {
-          if (point !== 'sendPrompt:before-delivery' || killed) return;
-          killed = true;
-          const windows = execFileSync('tmux', ['-S', h.tmux!.socket, 'list-windows', '-a', '-F', '#{session_name}:#{window_name}']).toString();
-          for (const w of windows.split('\n').filter((line) => line.endsWith(':spec_writer'))) {
-            execFileSync('tmux', ['-S', h.tmux!.socket, 'kill-window', '-t', `=${w}`]);
-          }
-        },
-      });
-      ({ runId, handle } = await h.start());
-    }
+  it.runIf(backend === 'fake')('raises prompt_send_exhausted when the agent refuses every prompt; approve recovers the session', async () => {
+    const { runId, handle } = await h.start({ scenarios: { spec: 'send_fail' } });
     await h.waitForGate(runId, 'prompt_send_exhausted');
     const paused = await h.snapshot(runId);
     expect(paused.sessions.map((s) => s.state)).toEqual(['CRASHED']);
@@ -397,7 +392,52 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     const snap = await h.snapshot(runId);
     expect(snap.sessions.map((s) => [s.state, s.recoveryAttempts])).toEqual([['CLOSED', 1]]);
     expectInOrder(snap.events, ['run.resumed', 'session.resuming', 'session.recovered', 'phase.started', 'prompt.sent', 'artifact.validated']);
-    if (backend === 'scripted') {
+  });
+
+  it.runIf(backend === 'scripted')('restarts an agent whose pane died before its prompt, once and with no person; the second time a person decides', async () => {
+    // In tmux the pane goes for real: its window is killed just before a prompt is pasted.
+    const killSpecWriter = () => {
+      const windows = execFileSync('tmux', ['-S', h.tmux!.socket, 'list-windows', '-a', '-F', '#{session_name}:#{window_name}']).toString();
+      for (const w of windows.split('\n').filter((line) => line.endsWith(':spec_writer'))) {
+        execFileSync('tmux', ['-S', h.tmux!.socket, 'kill-window', '-t', `=${w}`]);
+      }
+    };
+    const withKills = async (times: number) => {
+      await h.stopWorkers(() => true);
+      let kills = 0;
+      await h.startWorker({
+        checkpoint: (point) => {
+          if (point !== 'sendPrompt:before-delivery' || kills >= times) return;
+          kills += 1;
+          killSpecWriter();
+        },
+      });
+      return () => kills;
+    };
+    try {
+      // Once: the try that finds the pane gone restarts the agent (its one automatic recovery) and prompts it.
+      let kills = await withKills(1);
+      const once = await h.start();
+      await h.waitForGate(once.runId, 'spec_approved');
+      expect(kills()).toBe(1);
+      const snap = await h.snapshot(once.runId);
+      expect(snap.approvals.map((a) => a.gateKey)).toEqual(['spec_approved']);
+      expect(snap.sessions.map((s) => [s.state, s.processLostRecoveries])).toEqual([['WAITING_FOR_APPROVAL', 1]]);
+      expectInOrder(snap.events, ['prompt.delivering', 'session.process_lost', 'session.resuming', 'session.rebootstrapped', 'session.recovered', 'session.busy', 'prompt.sent', 'artifact.validated']);
+      await decide(h, once.runId, 'spec_approved', 'abort');
+      expect((await once.handle.result()).state).toBe('aborted');
+
+      // Twice: the agent is gone again after its restart, and a person looks.
+      kills = await withKills(2);
+      const twice = await h.start();
+      await h.waitForGate(twice.runId, 'session_recovery_required');
+      expect(kills()).toBe(2);
+      const paused = await h.snapshot(twice.runId);
+      expect(paused.sessions.map((s) => [s.state, s.processLostRecoveries])).toEqual([['FAILED_NEEDS_HUMAN', 1]]);
+      expect(paused.events).not.toContain('prompt.sent');
+      await decide(h, twice.runId, 'session_recovery_required', 'abort');
+      expect((await twice.handle.result()).state).toBe('aborted');
+    } finally {
       await h.stopWorkers(() => true);
       await h.startWorker();
     }

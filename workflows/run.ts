@@ -353,7 +353,7 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
       let waited;
       try {
         waited = await act(onHost(WAIT), 'awaitArtifact', `${phase.key}: wait for ${phase.schemaId}`, {
-          phaseKey: phase.key, attempt, artifactPath: phase.artifactPath, baseline: sent.baseline ?? null, timeoutMs, stabilityMs: timing.stabilityMs, pollMs: timing.pollMs,
+          phaseKey: phase.key, attempt, artifactPath: phase.artifactPath, baseline: sent.baseline ?? null, timeoutMs, stabilityMs: timing.stabilityMs, pollMs: timing.pollMs, sessionId,
         });
       } catch (error) {
         if (failureOf(error)?.errorClass !== 'human_required' || !patched(ROUTE_BY_CLASS)) throw error;
@@ -384,7 +384,8 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
         // Histories from before the activity said which: only a late (not hung) agent was kept then.
         const kept = recovered ? recovered.kept : probe.classification === 'ARTIFACT_TIMEOUT';
         const done = kept ? 'your session was kept as it is' : 'your session was restarted';
-        errors = [`no artifact was written within ${timeoutMs} ms (session ${probe.classification}); ${done}`];
+        const late = 'agentGone' in waited && waited.agentGone ? `the agent's process ended before it wrote the artifact` : `no artifact was written within ${timeoutMs} ms`;
+        errors = [`${late} (session ${probe.classification}); ${done}`];
       }
       promptKind = 'repair';
     }
