@@ -117,9 +117,14 @@ export function registerScheduleRoutes(app: App, deps: RouteDeps): void {
   for (const action of ['pause', 'resume'] as const) {
     app.post(`/v1/schedules/:scheduleId/${action}`, {
       schema: { summary: action === 'pause' ? 'Pause a schedule: no fires until resumed' : 'Resume a paused schedule', params: scheduleParams, body: scheduleNoteBody, response: { 200: scheduleSchema, ...errors() } },
+      // The body is optional, but Fastify validates a request without one as null, which its default ({}) does not cover.
+      preValidation: async (request) => {
+        if (request.body === undefined) request.body = {};
+      },
     }, async (request) => {
       const row = await scheduleOr404(request.params.scheduleId);
-      const note = request.body.note ?? `${action === 'pause' ? 'paused' : 'resumed'} through the devflow API`;
+      // Not `??`: Temporal reads an empty note as no pause (or unpause) asked for at all.
+      const note = request.body.note || `${action === 'pause' ? 'paused' : 'resumed'} through the devflow API`;
       await inTemporal(row.id, () => (action === 'pause' ? handleOf(row.id).pause(note) : handleOf(row.id).unpause(note)));
       return describe(row);
     });

@@ -77,8 +77,9 @@ export class ApiError extends Error {
 export function isUnavailable(error: unknown): boolean {
   const e = error as { code?: unknown; message?: string; cause?: unknown } | undefined;
   if (!e) return false;
-  if (e.code === 14 || e.code === 4 || e.code === 'ECONNREFUSED' || e.code === '57P01') return true;
-  if (/failed to connect|ECONNREFUSED|UNAVAILABLE|deadline|Connection terminated|timeout exceeded when trying to connect/i.test(e.message ?? '')) return true;
+  // gRPC UNAVAILABLE, DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED (Temporal's rate limit under load): the same request later may pass.
+  if (e.code === 14 || e.code === 4 || e.code === 8 || e.code === 'ECONNREFUSED' || e.code === '57P01') return true;
+  if (/failed to connect|ECONNREFUSED|UNAVAILABLE|RESOURCE_EXHAUSTED|deadline|Connection terminated|timeout exceeded when trying to connect/i.test(e.message ?? '')) return true;
   return e.cause !== undefined && e.cause !== error && isUnavailable(e.cause);
 }
 

@@ -236,9 +236,11 @@ const TERMINAL = new Set(['completed', 'failed', 'aborted']);
 const decisionDeadline = () => Date.now() + 120_000;
 
 /** One run, driven as a person would: start it, decide each gate by its scenario, until it ends. */
+const startBody = (run: RunRecord, repoPath: string) => ({ runId: run.id, requirementsMd: `# Chaos run\n\nScenario: ${run.scenario}\n`, repoPath, baseBranch: 'main', backend: 'scripted' });
+
 async function drive(run: RunRecord, repoPath: string): Promise<void> {
   const startedAt = Date.now();
-  const start = await send('POST', '/v1/runs', { runId: run.id, requirementsMd: `# Chaos run\n\nScenario: ${run.scenario}\n`, repoPath, baseBranch: 'main', backend: 'scripted' }, startedAt + 120_000);
+  const start = await send('POST', '/v1/runs', startBody(run, repoPath), startedAt + 120_000);
   if (start.status !== 202 && start.status !== 200) throw new Error(`start ${run.id}: ${start.status} ${JSON.stringify(start.json)}`);
   while (!TERMINAL.has(run.state)) {
     if (Date.now() - startedAt > RUN_DEADLINE_MS) {
@@ -324,24 +326,38 @@ async function killForRuns(kind: 'tmux' | 'agent', pid: number, target: string, 
   return { kind, at, target, recoveryMs };
 }
 
-async function inject(kind: FaultKind, records: Map<string, RunRecord>): Promise<FaultRecord | undefined> {
+/** What a fault may touch: the runs, the ones not started yet (in order) and their repository. */
+interface Subjects {
+  records: Map<string, RunRecord>;
+  queue: RunRecord[];
+  repo: string;
+}
+
+async function inject(kind: FaultKind, { records, queue, repo }: Subjects): Promise<FaultRecord | undefined> {
   const live = [...records.values()].filter((r) => r.state !== 'queued' && !TERMINAL.has(r.state)).map((r) => r.id);
   if (kind === 'worker' || kind === 'temporal' || kind === 'postgres') return killPart(kind);
   if (kind === 'api') {
-    // A write in flight when the API dies: the driver sends it again with the same client token.
+    // A write in flight when the API dies: a decision (the driver sends it again with the same
+    // client token) or the start of the next run (the driver starts it again with the same run id).
     const waiting = [...records.values()].find((r) => r.state === 'awaiting_approval');
     const pending = waiting ? (await call('GET', `/v1/runs/${waiting.id}/approvals`))?.json?.approvals?.find((a) => a.state === 'pending') : undefined;
+    const next = queue[0];
     const delayMs = Math.floor(rng() * 30);
+    let during = 'a read';
     const fault = await killPart('api', async () => {
       if (waiting && pending) {
         const { route, body } = decisionFor(waiting, pending);
         void call('POST', route, body);
+        during = `a decision on ${waiting.id.slice(0, 8)}`;
+      } else if (next) {
+        void call('POST', '/v1/runs', startBody(next, repo));
+        during = `the start of ${next.id.slice(0, 8)}`;
       } else {
         void call('GET', '/v1/runs?limit=50');
       }
       await sleep(delayMs); // the request is on its way
     });
-    if (fault) fault.target += waiting && pending ? ` during a decision on ${waiting.id.slice(0, 8)}` : ' during a read';
+    if (fault) fault.target += ` during ${during}`;
     return fault;
   }
   if (kind === 'tmux') {
@@ -501,11 +517,12 @@ try {
   for (const kind of plan) {
     await sleep(options.gapMs[0] + rng() * (options.gapMs[1] - options.gapMs[0]));
     if (up.exitCode !== null) throw new Error(`devflow up exited (${up.exitCode}) during the chaos:\n${upOutput.slice(-4000)}`);
-    let fault = await inject(kind, records);
+    const subjects = { records, queue, repo };
+    let fault = await inject(kind, subjects);
     // No target now (no agent at work, a part still restarting after the last fault): wait for one rather than skip it.
     for (let tries = 0; !fault && !allDriven && tries < 120; tries += 1) {
       await sleep(500);
-      fault = await inject(kind, records);
+      fault = await inject(kind, subjects);
     }
     if (!fault) {
       skipped.set(kind, (skipped.get(kind) ?? 0) + 1);
