@@ -314,6 +314,22 @@ async function killPart(name: 'worker' | 'temporal' | 'postgres' | 'api', before
   return { kind: name, at, target: `pid ${pid}`, recoveryMs };
 }
 
+/** The run that took longest to move after a fault, and what it did first: where a recovery time comes from. */
+async function slowest(runIds: string[], before: Map<string, number>, at: number): Promise<string> {
+  if (runIds.length === 0) return '';
+  try {
+    return await withDatabase(async (client) => {
+      const rows = await client.query(
+        `select distinct on (run_id) run_id, type, created_at from run_events where run_id = any($1) and seq > coalesce(($2::jsonb ->> run_id::text)::int, 0)
+         order by run_id, seq`, [runIds, JSON.stringify(Object.fromEntries(before))]);
+      const last = rows.rows.sort((a, b) => b.created_at.getTime() - a.created_at.getTime())[0];
+      return last ? `; slowest ${String(last.run_id).slice(0, 8)}: ${last.type} after ${((last.created_at.getTime() - at) / 1000).toFixed(1)} s` : '';
+    });
+  } catch {
+    return '';
+  }
+}
+
 /** Something an agent depends on killed: recovered once every run it touched has a new event (or ended). */
 async function killForRuns(kind: 'tmux' | 'agent', pid: number, target: string, runIds: string[], records: Map<string, RunRecord>): Promise<FaultRecord> {
   const before = (await lastSeqs(runIds)) ?? new Map<string, number>();
@@ -323,7 +339,7 @@ async function killForRuns(kind: 'tmux' | 'agent', pid: number, target: string, 
     const now = await lastSeqs(runIds);
     return now !== undefined && runIds.every((id) => TERMINAL.has(records.get(id)!.state) || (now.get(id) ?? 0) > (before.get(id) ?? 0));
   });
-  return { kind, at, target, recoveryMs };
+  return { kind, at, target: `${target}${await slowest(runIds, before, at)}`, recoveryMs };
 }
 
 /** What a fault may touch: the runs, the ones not started yet (in order) and their repository. */
