@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { readPidFiles } from '../cli/stack/pid-files.ts';
 import { processAlive } from '../lib/processes.ts';
-import { freePort, numberArg, percentiles } from './stack.ts';
+import { freePorts, numberArg, percentiles } from './stack.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const KINDS = ['worker', 'temporal', 'postgres', 'tmux', 'agent', 'api'] as const;
@@ -108,7 +108,7 @@ const pick = <T>(items: readonly T[]): T => items[Math.floor(rng() * items.lengt
 const home = await mkdtemp(path.join(os.tmpdir(), 'devflow-chaos-'));
 // The embedded Postgres runs as its own user when devflow runs as root: it must reach its data.
 await chmod(home, 0o755);
-const [apiPort, pgPort, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+const [apiPort, pgPort, temporalPort, uiPort] = (await freePorts(4)) as [number, number, number, number];
 const apiUrl = `http://127.0.0.1:${apiPort}`;
 const databaseUrl = `postgres://postgres:postgres@127.0.0.1:${pgPort}/devflow`;
 const tmuxSocket = path.join(home, 'tmux.sock');

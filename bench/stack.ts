@@ -3,7 +3,6 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -20,14 +19,9 @@ import { agentDrivers } from '../sessions/index.ts';
 import { PlaybackAgents } from '../sessions/playback-model/agents.ts';
 import { TmuxServer } from '../sessions/tmux.ts';
 import { createDevflowWorkers } from '../worker/worker.ts';
+import { freePort } from '../lib/ports.ts';
 
-export const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
+export { freePort, freePorts } from '../lib/ports.ts';
 
 export function numberArg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);

@@ -7,7 +7,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, stopStarted, track } from './stack.ts';
+import { freePorts, stopStarted, track } from './stack.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const roundsArg = process.argv.indexOf('--rounds');
@@ -47,7 +47,7 @@ for (let round = 1; round <= rounds; round++) {
   const home = await mkdtemp(path.join(os.tmpdir(), 'devflow-bench-'));
   await chmod(home, 0o755);
   track('its home folder', () => rm(home, { recursive: true, force: true }));
-  const [api, pg, temporal, ui] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [api, pg, temporal, ui] = (await freePorts(4)) as [number, number, number, number];
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     DEVFLOW_HOME: home,
