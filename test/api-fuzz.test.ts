@@ -363,6 +363,15 @@ const valuesOf = (pairs: [string, string][], key: string) => pairs.filter(([k]) 
 /** As the route reads a number: one value, Number() of it. */
 const numberIn = (values: string[], min: number, max: number) => values.length === 0 || (values.length === 1 && Number.isInteger(Number(values[0])) && Number(values[0]) >= min && Number(values[0]) <= max);
 
+/** Any body at all: the route's own fields (and other keys) with any values, any JSON, or raw bytes. */
+function anyBody(fieldValue: fc.Arbitrary<[string, unknown]>) {
+  return fc.oneof(
+    fc.array(fc.oneof(fieldValue, fc.tuple(fc.string({ maxLength: 12 }), anyJson)), { maxLength: 8 }).map((entries) => ({ json: Object.fromEntries(entries) as unknown })),
+    anyJson.map((json) => ({ json })),
+    rawBody.map((raw) => ({ raw })),
+  );
+}
+
 /** Raw bodies: not JSON, JSON of the wrong shape, and content types the route does not take. */
 const rawBody = fc.oneof(
   fc.record({ payload: fc.constantFrom('', '{', '[1,', 'nul', '{"a":1}garbage', '\u0000', '{"__proto__":{"x":1}}', '{"constructor":{"prototype":{"x":1}}}', `${'['.repeat(20_000)}${']'.repeat(20_000)}`, '"just a string"', '42', 'null', '[]'), type: fc.constant('application/json') }),
@@ -543,12 +552,7 @@ describe('generated requests: every route answers below 500, names what it refus
   }, FUZZ_TIMEOUT);
 
   it('POST /v1/runs: any body at all never starts a run, and a refusal names only body fields', async () => {
-    const fieldValue = fc.constantFrom(...RUN_FIELDS).chain((field) => fc.tuple(fc.constant(field), fc.oneof(anyJson, wrongStart[field]!())));
-    const garbage = fc.oneof(
-      fc.array(fc.oneof(fieldValue, fc.tuple(fc.string({ maxLength: 12 }), anyJson)), { maxLength: 8 }).map((entries) => ({ json: Object.fromEntries(entries) })),
-      anyJson.map((json) => ({ json })),
-      rawBody.map((raw) => ({ raw })),
-    );
+    const garbage = anyBody(fc.constantFrom(...RUN_FIELDS).chain((field) => fc.tuple(fc.constant(field), fc.oneof(anyJson, wrongStart[field]!()))));
     await fc.assert(
       fc.asyncProperty(garbage, async (body) => {
         const payload = 'raw' in body ? body.raw.payload : body.json;
@@ -811,12 +815,7 @@ describe('generated requests: every route answers below 500, names what it refus
   }, FUZZ_TIMEOUT);
 
   it('POST /v1/schedules: any body at all makes no schedule, and a refusal names only body fields', async () => {
-    const fieldValue = fc.constantFrom(...SCHEDULE_FIELDS).chain((field) => fc.tuple(fc.constant(field), wrongSchedule[field] ? fc.oneof(anyJson, wrongSchedule[field]()) : anyJson));
-    const garbage = fc.oneof(
-      fc.array(fc.oneof(fieldValue, fc.tuple(fc.string({ maxLength: 12 }), anyJson)), { maxLength: 8 }).map((entries) => ({ json: Object.fromEntries(entries) })),
-      anyJson.map((json) => ({ json })),
-      rawBody.map((raw) => ({ raw })),
-    );
+    const garbage = anyBody(fc.constantFrom(...SCHEDULE_FIELDS).chain((field) => fc.tuple(fc.constant(field), wrongSchedule[field] ? fc.oneof(anyJson, wrongSchedule[field]()) : anyJson)));
     await fc.assert(
       fc.asyncProperty(garbage, async (body) => {
         const headers = 'raw' in body ? { 'content-type': body.raw.type } : { 'content-type': 'application/json' };
