@@ -4,7 +4,7 @@
 // Postgres, the tmux server, an agent process and the API (mid-request) each killed with SIGKILL.
 // Afterwards every run and the stack are checked (see `checkInvariants`), a table is printed, and
 // the exit code is non-zero when a run was lost or an invariant broken. Whatever it started, it stops.
-//   npm run chaos -- --runs 50 --seed 1 [--concurrency 5] [--faults 18] [--gap 3-10] [--kinds worker,tmux,…] [--keep]
+//   npm run chaos -- --runs 50 --seed 1 [--concurrency 5] [--faults 18] [--gap 3-10] [--kinds worker,tmux,…] [--real-agents] [--keep]
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { readPidFiles } from '../cli/stack/pid-files.ts';
 import { processAlive } from '../lib/processes.ts';
+import { findAgentCli, REAL_AGENTS, type RealAgent } from '../sessions/agent-cli.ts';
 import { freePorts, numberArg, percentiles } from './stack.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -38,6 +39,8 @@ const RECOVERY_BOUND_MS = 180_000;
 
 interface Options {
   kinds: FaultKind[];
+  /** Real agents (on devflow's playback model) for about one run in five, where installed. */
+  realAgents: boolean;
   runs: number;
   seed: number;
   concurrency: number;
@@ -59,6 +62,7 @@ function parseOptions(argv: string[]): Options {
     faults: numberArg('faults', kindsArg.length * Math.max(1, Math.ceil(runs / 20))),
     gapMs: argv.includes('--gap') && gap ? [Number(gap[1]) * 1000, Number(gap[2]) * 1000] : [3_000, 10_000],
     keep: argv.includes('--keep'),
+    realAgents: argv.includes('--real-agents'),
   };
   const problems = [
     ...(['runs', 'concurrency'] as const).filter((k) => !Number.isInteger(options[k]) || options[k] < 1).map((k) => `--${k} must be a whole number of at least 1`),
@@ -88,6 +92,8 @@ function random(seed: number): () => number {
 interface RunRecord {
   id: string;
   scenario: Scenario;
+  /** `scripted`, or the real agent every role of the run uses. */
+  agent: 'scripted' | RealAgent;
   state: string;
   /** Gates other than the spec gate that a person (the driver) had to decide, with why each opened. */
   personGates: string[];
@@ -108,7 +114,7 @@ const pick = <T>(items: readonly T[]): T => items[Math.floor(rng() * items.lengt
 const home = await mkdtemp(path.join(os.tmpdir(), 'devflow-chaos-'));
 // The embedded Postgres runs as its own user when devflow runs as root: it must reach its data.
 await chmod(home, 0o755);
-const [apiPort, pgPort, temporalPort, uiPort] = (await freePorts(4)) as [number, number, number, number];
+const [apiPort, pgPort, temporalPort, uiPort, playbackPort] = (await freePorts(5)) as [number, number, number, number, number];
 const apiUrl = `http://127.0.0.1:${apiPort}`;
 const databaseUrl = `postgres://postgres:postgres@127.0.0.1:${pgPort}/devflow`;
 const tmuxSocket = path.join(home, 'tmux.sock');
@@ -236,7 +242,13 @@ const TERMINAL = new Set(['completed', 'failed', 'aborted']);
 const decisionDeadline = () => Date.now() + 120_000;
 
 /** One run, driven as a person would: start it, decide each gate by its scenario, until it ends. */
-const startBody = (run: RunRecord, repoPath: string) => ({ runId: run.id, requirementsMd: `# Chaos run\n\nScenario: ${run.scenario}\n`, repoPath, baseBranch: 'main', backend: 'scripted' });
+const startBody = (run: RunRecord, repoPath: string) => ({
+  runId: run.id,
+  requirementsMd: `# Chaos run\n\nScenario: ${run.scenario}\n`,
+  repoPath,
+  baseBranch: 'main',
+  ...(run.agent === 'scripted' ? { backend: 'scripted' } : { agents: { spec_writer: run.agent, implementer: run.agent, reviewer: run.agent }, playback: true }),
+});
 
 async function drive(run: RunRecord, repoPath: string): Promise<void> {
   const startedAt = Date.now();
@@ -380,7 +392,7 @@ async function inject(kind: FaultKind, { records, queue, repo }: Subjects): Prom
     const server = processesUnder(home).find((pid) => commandOf(pid).startsWith('tmux') && commandOf(pid).includes(tmuxSocket));
     return server ? killForRuns('tmux', server, `pid ${server}`, live, records) : undefined;
   }
-  const agents = processesUnder(path.join(home, 'workspaces')).filter((pid) => commandOf(pid).includes('scripted-agent'));
+  const agents = processesUnder(path.join(home, 'workspaces')).filter((pid) => /scripted-agent|claude|codex/.test(commandOf(pid)));
   const agentsOfLiveRuns = agents.filter((pid) => live.some((id) => workingFolder(pid).includes(id)));
   if (agentsOfLiveRuns.length === 0) return undefined;
   const agent = pick(agentsOfLiveRuns);
@@ -483,6 +495,7 @@ try {
     // Every part is killed several times on purpose: the stack must not give up on it.
     DEVFLOW_RESTART_LIMIT: '100',
     DEVFLOW_LOG_LEVEL: 'warn',
+    DEVFLOW_PLAYBACK_PORT: String(playbackPort),
   };
   delete env.DATABASE_URL;
   delete env.TEMPORAL_ADDRESS;
@@ -501,10 +514,16 @@ try {
   execFileSync('git', ['init', '-q', '-b', 'main', repo]);
   execFileSync('git', ['-C', repo, '-c', 'user.email=chaos@devflow', '-c', 'user.name=chaos', 'commit', '-q', '--allow-empty', '-m', 'init']);
   const scenarios: Scenario[] = ['approve', 'approve', 'reject', 'abort'];
+  const installed: RealAgent[] = [];
+  for (const agent of options.realAgents ? REAL_AGENTS : []) {
+    if (await findAgentCli(agent, { searchPath: false })) installed.push(agent);
+    else say(`${agent} is not installed (npm run devflow -- agents install ${agent}): its runs use the scripted agent`);
+  }
   const records = new Map<string, RunRecord>();
   for (let i = 0; i < options.runs; i += 1) {
     const id = crypto.randomUUID();
-    records.set(id, { id, scenario: pick(scenarios), state: 'queued', personGates: [] });
+    const agent = installed.length > 0 && rng() < 0.2 ? pick(installed) : 'scripted';
+    records.set(id, { id, scenario: pick(scenarios), agent, state: 'queued', personGates: [] });
   }
 
   const queue = [...records.values()];
@@ -515,7 +534,7 @@ try {
         run.lost ??= error.message;
         failures.push(`${run.id}: ${error.message}`);
       });
-      say(`  run ${run.id.slice(0, 8)} (${run.scenario}): ${run.lost ? `LOST: ${run.lost}` : run.state}`);
+      say(`  run ${run.id.slice(0, 8)} (${run.scenario}, ${run.agent}): ${run.lost ? `LOST: ${run.lost}` : run.state}`);
     }
   }));
 
