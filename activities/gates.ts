@@ -28,7 +28,7 @@ export function createGateActivities(deps: ActivityDeps) {
         if (pausedBy) return { pausedBy };
         await transitionPhase(tx, { phaseId: input.phaseId, to: 'awaiting_approval', event: { type: 'phase.awaiting_approval', idempotencyKey: key('phase-gate') } });
         checkpoint(deps, 'openApprovalGate:phase');
-        await transitionSession(tx, { sessionId: input.sessionId, to: 'WAITING_FOR_APPROVAL', event: { type: 'session.waiting', idempotencyKey: key('session-gate') }, unless: ['CRASHED'] });
+        await transitionSession(tx, { sessionId: input.sessionId, to: 'WAITING_FOR_APPROVAL', event: { type: 'session.waiting', idempotencyKey: key('session-gate') }, unless: ['CRASHED', 'FAILED_NEEDS_HUMAN'] });
         await transitionRun(tx, {
           runId: input.runId,
           to: 'awaiting_approval',
@@ -95,7 +95,7 @@ export function createGateActivities(deps: ActivityDeps) {
         await transitionPhase(tx, { phaseId: input.phaseId, to: 'completed', event: { type: 'phase.completed', idempotencyKey: phaseKeys.completedAtGate(input.approvalRequestId) } });
         checkpoint(deps, 'passApprovalGate:phase');
         // An agent lost while its gate waited stays CRASHED: it is not needed until its role works again.
-        await transitionSession(tx, { sessionId: input.sessionId, to: 'READY', event: { type: 'session.idle', idempotencyKey: sessionKeys.idleAfterApproval(input.approvalRequestId) }, unless: ['CRASHED'] });
+        await transitionSession(tx, { sessionId: input.sessionId, to: 'READY', event: { type: 'session.idle', idempotencyKey: sessionKeys.idleAfterApproval(input.approvalRequestId) }, unless: ['CRASHED', 'FAILED_NEEDS_HUMAN'] });
         await transitionRun(tx, { runId: input.runId, to: 'executing', event: { type: 'run.resumed', idempotencyKey: runKeys.resumedAfterGate(input.approvalRequestId) } });
       });
     },

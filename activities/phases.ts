@@ -29,8 +29,8 @@ export function createPhaseActivities(deps: ActivityDeps) {
           sessionId: input.sessionId,
           to: 'READY',
           event: { type: 'session.idle', idempotencyKey: sessionKeys.idleAfterPhase(input.sessionId, input.phaseId, input.attempt) },
-          // Its agent was lost after it wrote the artifact: recovered when the role works next.
-          unless: ['CRASHED'],
+          // Its agent was lost after it wrote the artifact: recovered (or, lost for good, replaced) when the role works next.
+          unless: ['CRASHED', 'FAILED_NEEDS_HUMAN'],
         });
         return undefined;
       });

@@ -230,3 +230,15 @@ describe.each([
     }
   });
 });
+
+describe('a session given up on while its phase finishes', () => {
+  it('stays failed when its phase completes after a person approved the recovery gate; the role gets a new agent next time', async () => {
+    // The agent wrote its artifact, then was lost a second time: the session manager gave up on it.
+    const ctx = await upTo(recoveryPath, recoveryPath.findIndex((s) => s.name === 'completePhase'));
+    await db.update(tuiSessions).set({ state: 'FAILED_NEEDS_HUMAN' }).where(eq(tuiSessions.id, ctx.sessionId!));
+    await activities.completePhase({ phaseId: spec(ctx).id, sessionId: ctx.sessionId!, attempt: 2 });
+    const [phase] = await db.select().from(runPhases).where(eq(runPhases.id, spec(ctx).id));
+    const [session] = await db.select().from(tuiSessions).where(eq(tuiSessions.id, ctx.sessionId!));
+    expect([phase!.state, session!.state]).toEqual(['completed', 'FAILED_NEEDS_HUMAN']);
+  });
+});
