@@ -13,7 +13,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { readPidFiles } from '../cli/stack/pid-files.ts';
+import { commandLine, readPidFiles } from '../cli/stack/pid-files.ts';
 import { processAlive } from '../lib/processes.ts';
 import { findAgentCli, REAL_AGENTS, type RealAgent } from '../sessions/agent-cli.ts';
 import { freePorts, numberArg, percentiles } from './stack.ts';
@@ -167,14 +167,6 @@ function processesUnder(folder: string): number[] {
 function workingFolder(pid: number): string {
   try {
     return readlinkSync(`/proc/${pid}/cwd`);
-  } catch {
-    return '';
-  }
-}
-
-function commandOf(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
   } catch {
     return '';
   }
@@ -389,10 +381,10 @@ async function inject(kind: FaultKind, { records, queue, repo }: Subjects): Prom
     return fault;
   }
   if (kind === 'tmux') {
-    const server = processesUnder(home).find((pid) => commandOf(pid).startsWith('tmux') && commandOf(pid).includes(tmuxSocket));
+    const server = processesUnder(home).find((pid) => commandLine(pid).startsWith('tmux') && commandLine(pid).includes(tmuxSocket));
     return server ? killForRuns('tmux', server, `pid ${server}`, live, records) : undefined;
   }
-  const agents = processesUnder(path.join(home, 'workspaces')).filter((pid) => /scripted-agent|claude|codex/.test(commandOf(pid)));
+  const agents = processesUnder(path.join(home, 'workspaces')).filter((pid) => /scripted-agent|claude|codex/.test(commandLine(pid)));
   const agentsOfLiveRuns = agents.filter((pid) => live.some((id) => workingFolder(pid).includes(id)));
   if (agentsOfLiveRuns.length === 0) return undefined;
   const agent = pick(agentsOfLiveRuns);
@@ -438,8 +430,8 @@ async function checkInvariants(records: RunRecord[]): Promise<Violation[]> {
     }
   });
   for (const pid of processesUnder(path.join(home, 'workspaces'))) {
-    const runId = ended.find((id) => workingFolder(pid).includes(id) || commandOf(pid).includes(id));
-    if (runId) violations.push({ check: 'no process of an ended run', detail: `pid ${pid} (${commandOf(pid).slice(0, 80)}) of run ${runId}` });
+    const runId = ended.find((id) => workingFolder(pid).includes(id) || commandLine(pid).includes(id));
+    if (runId) violations.push({ check: 'no process of an ended run', detail: `pid ${pid} (${commandLine(pid).slice(0, 80)}) of run ${runId}` });
   }
   return violations;
 }
