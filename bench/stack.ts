@@ -64,16 +64,18 @@ export function track(name: string, stop: () => Promise<void>): void {
   startedParts.push({ name, stop });
 }
 
-export async function startBenchStack(options: { withApi?: boolean } = {}) {
+export async function startBenchStack(options: { withApi?: boolean; temporalAddress?: string } = {}) {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   const home = await mkdtemp(path.join(os.tmpdir(), 'devflow-bench-'));
   track('its home folder', () => rm(home, { recursive: true, force: true }));
   chmodSync(home, 0o755);
-  const cli = await resolveTemporalCli({ log: (line) => console.log(line) });
   const postgres = await startEmbeddedPostgres({ dir: path.join(home, 'pg'), port: await freePort() });
   track('Postgres', () => postgres.stop());
-  const temporal = await startTemporalDevServer({ cliPath: cli.path, port: await freePort(), uiPort: 0, namespace: 'default', headless: true });
-  track('the Temporal dev server', () => temporal.stop());
+  // A Temporal the caller runs (a cluster), or a dev server of the benchmark's own.
+  const temporal = options.temporalAddress
+    ? { address: options.temporalAddress }
+    : await startTemporalDevServer({ cliPath: (await resolveTemporalCli({ log: (line) => console.log(line) })).path, port: await freePort(), uiPort: 0, namespace: 'default', headless: true });
+  if ('stop' in temporal) track('the Temporal dev server', () => temporal.stop());
   const database = connectDatabase(postgres.url, { max: 10 });
   track('the database pool', () => database.close());
   await prepareDatabase(database);
@@ -117,7 +119,7 @@ export async function startBenchStack(options: { withApi?: boolean } = {}) {
   execFileSync('git', ['init', '-q', '-b', 'main', repo]);
   execFileSync('git', ['-C', repo, '-c', 'user.email=b@b', '-c', 'user.name=bench', 'commit', '-q', '--allow-empty', '-m', 'init']);
 
-  return { db: database.db, client, taskQueue, workspaceRoot, repo, apiUrl, drivers, hostId: 'bench', stop: stopStarted };
+  return { db: database.db, client, nativeConnection, temporalAddress: temporal.address, taskQueue, workspaceRoot, repo, apiUrl, drivers, hostId: 'bench', stop: stopStarted };
 }
 
 /** Runs `work` `total` times, `concurrency` at a time. */
