@@ -52,6 +52,16 @@ export async function signatureOf(worktree: string | undefined, file: string): P
   return found.state === 'absent' ? null : found.signature;
 }
 
+/** The file parses as a JSON object or array (anything devflow refuses to read, or too large, does not). */
+async function isWholeJson(worktree: string | undefined, file: string, maxBytes: number): Promise<boolean> {
+  try {
+    const parsed: unknown = JSON.parse((await readArtifact(worktree, file, maxBytes)).toString('utf8'));
+    return typeof parsed === 'object' && parsed !== null;
+  } catch {
+    return false;
+  }
+}
+
 const same = (a: FileSignature | null, b: FileSignature | null) => a !== null && b !== null && a.size === b.size && a.mtimeMs === b.mtimeMs;
 
 /** A field of a parsed artifact by its dotted path (`verdict`, `review.findings`). */
@@ -73,8 +83,8 @@ async function agentGone(deps: ActivityDeps, sessionId: string): Promise<boolean
 export function createArtifactActivities(deps: ActivityDeps) {
   return {
     /**
-     * Waits until the artifact exists and its size and mtime have held still for the
-     * stability window. Wakes on file-system events, polls as a fallback, heartbeats its
+     * Waits until the artifact exists and parses as JSON, or (while it does not) until its size
+     * and mtime have held still for the stability window. Wakes on file-system events, polls as a fallback, heartbeats its
      * elapsed time (a retried attempt resumes the clock from it) and stops promptly when
      * cancelled.
      */
@@ -104,6 +114,10 @@ export function createArtifactActivities(deps: ActivityDeps) {
           if (signature && !same(signature, input.baseline)) {
             if (candidate && same(candidate.signature, signature)) {
               if (now - candidate.since >= input.stabilityMs) return { status: 'found', signature };
+            } else if (await isWholeJson(worktree, input.artifactPath, deps.maxArtifactBytes ?? DEFAULT_MAX_ARTIFACT_BYTES)) {
+              // A file still being written is a prefix of its JSON, and a prefix of a JSON object is
+              // never one: a file that parses is whole, and is taken at once.
+              return { status: 'found', signature };
             } else {
               candidate = { signature, since: now };
             }

@@ -46,6 +46,25 @@ describe('awaitArtifact', () => {
     expect(Date.now() - started).toBeLessThan(2_000);
   });
 
+  it('takes a file that parses as JSON at once, without waiting out the stability window', async () => {
+    const env = new MockActivityEnvironment();
+    setTimeout(() => void writeScenarioArtifact('ok', file, 'dev/spec@1'), 100);
+    const started = Date.now();
+    const result = await env.run(awaitArtifact, input({ stabilityMs: 5_000, pollMs: 10_000 }));
+    expect(result).toMatchObject({ status: 'found' });
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it('waits the stability window out for a file that does not parse (it may be half written)', async () => {
+    await mkdir(path.dirname(file), { recursive: true });
+    const env = new MockActivityEnvironment();
+    setTimeout(() => void writeFile(file, '{"title": "half'), 100);
+    const started = Date.now();
+    const result = await env.run(awaitArtifact, input({ stabilityMs: 800, pollMs: 50 }));
+    expect(result).toMatchObject({ status: 'found' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+  });
+
   it('waits out a slow non-atomic writer until size and mtime hold still', async () => {
     const env = new MockActivityEnvironment();
     const writing = writeScenarioArtifact('slow', file, 'dev/spec@1', { chunkDelayMs: 80 });
