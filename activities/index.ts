@@ -9,6 +9,7 @@ import { createPhaseActivities } from './phases.ts';
 import { createPrepareRunActivities } from './prepare-run.ts';
 import { createPromptActivities } from './prompts.ts';
 import { createScheduleActivities } from './schedules.ts';
+import { createSettleActivities } from './settle.ts';
 import { createSessionActivities } from './sessions.ts';
 import { createStackCheckActivities } from './stack-check.ts';
 import { createWebhookActivities } from './webhooks.ts';
@@ -26,6 +27,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createSessionActivities(deps),
     ...createPromptActivities(deps),
     ...createArtifactActivities(deps),
+    ...createSettleActivities(deps),
     ...createGateActivities(deps),
     ...createPhaseActivities(deps),
     ...createFinalizeActivities(deps),

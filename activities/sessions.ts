@@ -11,5 +11,9 @@ export function createSessionActivities(deps: ActivityDeps) {
     rebootstrapSession: lifecycle.rebootstrapSession,
     captureTranscript: lifecycle.captureTranscript,
     closeSession: lifecycle.closeSession,
+    /** The end of a run: each of its sessions closed (transcript and usage kept, agent disposed), in one step. */
+    async closeSessions(input: { sessionIds: string[] }): Promise<void> {
+      for (const sessionId of input.sessionIds) await lifecycle.closeSession({ sessionId });
+    },
   };
 }

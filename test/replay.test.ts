@@ -20,6 +20,8 @@ describe('recorded histories', () => {
       'era-4/abort-while-awaiting-artifact', 'era-4/agent-start-gate', 'era-4/happy-path', 'era-4/human-gate-resolved', 'era-4/review-loop', 'era-4/rounds-exhausted',
       'era-5/abort-while-awaiting-artifact', 'era-5/agent-restarted', 'era-5/agent-start-gate', 'era-5/cancelled-from-temporal', 'era-5/happy-path', 'era-5/human-gate-resolved',
       'era-5/review-loop', 'era-5/rounds-exhausted',
+      'era-6/abort-while-awaiting-artifact', 'era-6/agent-restarted', 'era-6/agent-start-gate', 'era-6/cancelled-from-temporal', 'era-6/happy-path', 'era-6/human-gate-resolved',
+      'era-6/review-loop', 'era-6/rounds-exhausted',
     ]);
     const workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quiet });
     const failures: string[] = [];

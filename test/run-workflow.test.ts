@@ -75,7 +75,8 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     const waiting = await h.snapshot(runId);
     expect(waiting.run.state).toBe('awaiting_approval');
     expect(waiting.phases.map((p) => p.state)).toEqual(['awaiting_approval', 'pending', 'pending']);
-    expect(waiting.sessions.map((s) => s.state)).toEqual(['WAITING_FOR_APPROVAL']);
+    // While a person decides, the implementer's agent is started, so approving does not wait for it.
+    expect(waiting.sessions.map((s) => [s.roleId, s.state])).toEqual([['spec_writer', 'WAITING_FOR_APPROVAL'], ['implementer', 'READY']]);
     expect(waiting.approvals).toMatchObject([{ gateKey: 'spec_approved', state: 'pending' }]);
 
     await decide(h, runId, 'spec_approved', 'approve', { comment: 'ship it', decidedBy: 'alice' });
@@ -94,9 +95,9 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     expect(done.events).toEqual([
       'run.created', 'run.started',
       ...session, ...PHASE_EVENTS,
-      'phase.awaiting_approval', 'session.waiting', 'run.awaiting_approval', 'approval.requested', 'approval.decided',
+      'phase.awaiting_approval', 'session.waiting', 'run.awaiting_approval', 'approval.requested', ...session, 'approval.decided',
       'phase.completed', 'session.idle', 'run.resumed',
-      ...session, ...PHASE_EVENTS, 'phase.completed', 'session.idle',
+      ...PHASE_EVENTS, 'phase.completed', 'session.idle',
       ...session, ...PHASE_EVENTS, 'phase.completed', 'session.idle',
       'run.completed', 'session.closed', 'session.closed', 'session.closed', 'report.written',
     ]);
@@ -199,7 +200,9 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     const snap = await h.snapshot(runId);
     expect(snap.phases.map((p) => p.state)).toEqual(['failed', 'pending', 'pending']);
     expect(snap.approvals).toMatchObject([{ state: 'rejected' }]);
-    expect(snap.events.slice(-6)).toEqual(['approval.requested', 'approval.decided', 'phase.failed', 'run.failed', 'session.closed', 'report.written']);
+    // The implementer's agent, started while the gate waited, is closed with the spec writer's.
+    expect(snap.sessions.map((s) => [s.roleId, s.state])).toEqual([['spec_writer', 'CLOSED'], ['implementer', 'CLOSED']]);
+    expect(snap.events.slice(-7)).toEqual(['session.ready', 'approval.decided', 'phase.failed', 'run.failed', 'session.closed', 'session.closed', 'report.written']);
     expect(report(snap)).toContain('**Outcome:** failed — rejected at gate spec_approved');
   });
 
@@ -210,7 +213,7 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     const snap = await h.snapshot(runId);
     expect(snap.run.state).toBe('aborted');
     expect(snap.approvals).toMatchObject([{ state: 'aborted' }]);
-    expect(snap.events.slice(-5)).toEqual(['approval.decided', 'phase.failed', 'run.aborted', 'session.closed', 'report.written']);
+    expect(snap.events.slice(-6)).toEqual(['approval.decided', 'phase.failed', 'run.aborted', 'session.closed', 'session.closed', 'report.written']);
     expect(report(snap)).toContain('**Outcome:** aborted — aborted at gate spec_approved');
   });
 
@@ -223,17 +226,17 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     const snap = await h.snapshot(runId);
     expect(snap.run.state).toBe('aborted');
     expect(snap.approvals).toMatchObject([{ gateKey: 'spec_approved', state: 'closed' }]);
-    expect(snap.sessions.map((s) => s.state)).toEqual(['CLOSED']);
-    expect(snap.events.slice(-3)).toEqual(['run.aborted', 'session.closed', 'report.written']);
+    expect(snap.sessions.map((s) => s.state)).toEqual(['CLOSED', 'CLOSED']);
+    expect(snap.events.slice(-4)).toEqual(['run.aborted', 'session.closed', 'session.closed', 'report.written']);
     expect(report(snap)).toContain(`**Outcome:** aborted — ${CANCELLED_FROM_TEMPORAL}`);
     expect((await handle.describe()).typedSearchAttributes.get(RUN_STATE)).toBe('aborted');
   });
 
   it('aborts within 2 s while an artifact is awaited, cancelling the wait', async () => {
     const { runId, handle } = await h.start({ scenarios: { spec: 'timeout' }, timing: { ...h.timing, artifactTimeoutMs: 60_000 } });
-    await waitFor('the awaitArtifact activity to be running', 20_000, async () => {
+    await waitFor('the settleArtifact activity to be running', 20_000, async () => {
       const pending = (await handle.describe()).raw.pendingActivities ?? [];
-      return pending.some((a) => a.activityType?.name === 'awaitArtifact' && Number(a.attempt) >= 1 && a.lastStartedTime);
+      return pending.some((a) => a.activityType?.name === 'settleArtifact' && Number(a.attempt) >= 1 && a.lastStartedTime);
     }, 50);
     const signalled = Date.now();
     await handle.signal(abortSignal, { clientToken: 'stop', reason: 'changed my mind' });
@@ -242,7 +245,7 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     await record(handle, 'abort-while-awaiting-artifact');
 
     const history = await handle.fetchHistory();
-    const scheduled = history.events!.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'awaitArtifact')!;
+    const scheduled = history.events!.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'settleArtifact')!;
     const canceled = history.events!.find((e) => e.activityTaskCanceledEventAttributes);
     expect(canceled?.activityTaskCanceledEventAttributes?.scheduledEventId?.toString()).toBe(scheduled.eventId!.toString());
 
@@ -390,7 +393,7 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     await decide(h, runId, 'spec_approved', 'abort');
     expect((await handle.result()).state).toBe('aborted');
     const snap = await h.snapshot(runId);
-    expect(snap.sessions.map((s) => [s.state, s.recoveryAttempts])).toEqual([['CLOSED', 1]]);
+    expect(snap.sessions.map((s) => [s.roleId, s.state, s.recoveryAttempts])).toEqual([['spec_writer', 'CLOSED', 1], ['implementer', 'CLOSED', 0]]);
     expectInOrder(snap.events, ['run.resumed', 'session.resuming', 'session.recovered', 'phase.started', 'prompt.sent', 'artifact.validated']);
   });
 
@@ -422,7 +425,7 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
       expect(kills()).toBe(1);
       const snap = await h.snapshot(once.runId);
       expect(snap.approvals.map((a) => a.gateKey)).toEqual(['spec_approved']);
-      expect(snap.sessions.map((s) => [s.state, s.processLostRecoveries])).toEqual([['WAITING_FOR_APPROVAL', 1]]);
+      expect(snap.sessions.map((s) => [s.roleId, s.state, s.processLostRecoveries])).toEqual([['spec_writer', 'WAITING_FOR_APPROVAL', 1], ['implementer', 'READY', 0]]);
       expectInOrder(snap.events, ['prompt.delivering', 'session.process_lost', 'session.resuming', 'session.rebootstrapped', 'session.recovered', 'session.busy', 'prompt.sent', 'artifact.validated']);
       await decide(h, once.runId, 'spec_approved', 'abort');
       expect((await once.handle.result()).state).toBe('aborted');
@@ -614,7 +617,10 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     const before = await h.waitForGate(runId, 'spec_approved');
     const [lostSession] = (await h.snapshot(runId)).sessions;
     await killProcessGroup(lostSession!.lastKnownPanePid!);
-    expect(await restartRecovery()).toMatchObject([{ sessionId: lostSession!.id, outcome: 'idle' }]);
+    // (The implementer's agent, started while the gate waits, is there and kept.)
+    const recovered = (await restartRecovery()).filter((r) => r.runId === runId);
+    expect(recovered).toHaveLength(2);
+    expect(recovered).toEqual(expect.arrayContaining([expect.objectContaining({ sessionId: lostSession!.id, outcome: 'idle' }), expect.objectContaining({ roleId: 'implementer', outcome: 'kept' })]));
     expect(await h.status(runId)).toEqual(before);
     await decide(h, runId, 'spec_approved', 'approve');
     expect((await handle.result()).state).toBe('completed');
@@ -631,7 +637,7 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     await waitFor('the spec prompt', 60_000, async () => (await h.snapshot(runId)).events.includes('artifact.expected'), 50);
     const [lostSession] = (await h.snapshot(runId)).sessions;
     await killProcessGroup(lostSession!.lastKnownPanePid!);
-    expect(await restartRecovery()).toMatchObject([{ sessionId: lostSession!.id, outcome: 'restarting' }]);
+    expect((await restartRecovery()).filter((r) => r.runId === runId)).toMatchObject([{ sessionId: lostSession!.id, outcome: 'restarting' }]);
     await h.waitForGate(runId, 'spec_approved');
     await decide(h, runId, 'spec_approved', 'approve');
     expect((await handle.result()).state).toBe('completed');
@@ -651,7 +657,7 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     const [lostSession] = (await h.snapshot(runId)).sessions;
     await h.db.update(tuiSessions).set({ processLostRecoveries: 1 }).where(eq(tuiSessions.id, lostSession!.id));
     await killProcessGroup(lostSession!.lastKnownPanePid!);
-    const recovered = await restartRecovery();
+    const recovered = (await restartRecovery()).filter((r) => r.runId === runId);
     expect(recovered).toMatchObject([{ sessionId: lostSession!.id, outcome: 'failed' }]);
 
     const gate = await h.waitForGate(runId, 'session_recovery_required');

@@ -30,7 +30,8 @@ import {
   type SessionLost,
 } from './messages.ts';
 import { REPO, RUN_ID, RUN_STATE, TEMPLATE } from './search-attributes.ts';
-import { act, DELIVERY, STEP, WAIT } from './steps.ts';
+import type { GateOpened } from '../activities/gates.ts';
+import { act, actLocal, DELIVERY, LOCAL_STEP, STEP, WAIT } from './steps.ts';
 
 const DEFAULT_TIMING = { stabilityMs: 500, pollMs: 250, maxHungMs: 5 * 60_000 };
 /** How many times a person may send a phase back for another try before the run gives up. */
@@ -55,12 +56,20 @@ const VERDICT_LOOPS = 'verdict-loops';
 const AUTOMATIC_RECOVERY = 'automatic-agent-recovery';
 /** A cancellation requested from Temporal (its Web UI, `temporal workflow cancel`) is an abort. */
 const CANCEL_IS_ABORT = 'temporal-cancel-is-abort';
+/**
+ * Fewer trips through Temporal per phase: the artifact is waited for, validated and settled (the
+ * phase completed or its gate opened) in one step on the host; short database steps are local
+ * activities; while a gate waits for a person the next role's agent is started.
+ */
+const SETTLE_IN_ONE_STEP = 'settle-in-one-step';
 /** The reason recorded when a run is cancelled from Temporal rather than aborted through devflow. */
 export const CANCELLED_FROM_TEMPORAL = 'cancellation requested from Temporal (Web UI or `temporal workflow cancel`): the run is aborted';
 
 type Gate = { kind: 'gate'; attempt: number; gateKey: string; reason: string; hint?: string; sessionTo: 'CRASHED' | 'FAILED_NEEDS_HUMAN'; sessionId?: string };
 type LoopSaid = { matched: boolean; quote?: unknown };
-type AttemptResult = { kind: 'valid'; attempt: number; loop?: LoopSaid } | Gate;
+/** What the settling step recorded past validation (SETTLE_IN_ONE_STEP): the phase completed, or its gate opened. */
+type Settled = { completed: { pausedBy?: string } } | { gate: GateOpened };
+type AttemptResult = { kind: 'valid'; attempt: number; loop?: LoopSaid; settled?: Settled } | Gate;
 /** A valid artifact that sends the work back (rounds left). */
 type LoopBack = { kind: 'loop'; attempt: number; quote: unknown };
 /** Where a phase left the run: ended, done (next phase), or sent back to an earlier phase. */
@@ -90,6 +99,18 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
     if (!hostOptions.has(options)) hostOptions.set(options, { ...options, taskQueue: hostQueue! });
     return hostOptions.get(options)!;
   };
+
+  // Decided once per run, where it first matters, so a run keeps one way of working to its end.
+  let oneStep: boolean | undefined;
+  const settleInOneStep = () => (oneStep ??= patched(SETTLE_IN_ONE_STEP));
+  /**
+   * Per role, an agent started while a gate waits (SETTLE_IN_ONE_STEP): its phase waits for that
+   * start, and a start that failed fails the phase's own (a person is asked once, not after
+   * another round of tries).
+   */
+  const prestarted = new Map<string, Promise<{ failed?: unknown }>>();
+  /** The phase after the one running, whose agent a gate may start early. */
+  let upcoming: PreparedPhase | undefined;
 
   // ---- messages -----------------------------------------------------------------------------
   setHandler(statusQuery, () => status);
@@ -129,12 +150,15 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
   let failure: unknown;
   try {
     outcome = await work.run(async () => {
-      ({ hostQueue } = await act(STEP, 'selectHost', 'pick the worker host for this run', undefined));
+      // (A local activity runs on the worker that runs this workflow task: its host takes the run, as with a queued one.)
+      const pick = 'pick the worker host for this run';
+      ({ hostQueue } = settleInOneStep() ? await actLocal(LOCAL_STEP, 'selectHost', pick, undefined) : await act(STEP, 'selectHost', pick, undefined));
       plan = await act(onHost(STEP), 'prepareRun', 'create the run, its phases and its worktree', input);
       show({ state: 'executing' });
       const { phases } = plan;
       let revision: Revision | undefined;
       for (let i = 0; i < phases.length; ) {
+        upcoming = phases[i + 1];
         const ended = await runPhase(plan, phases[i]!, revision);
         revision = undefined;
         if (ended && 'back' in ended) {
@@ -167,12 +191,19 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
   /** Every terminal path: the terminal state, the sessions closed, the report. */
   async function finish(end: RunOutcome): Promise<boolean> {
     const host = hostQueue ? onHost(STEP) : STEP;
+    // An agent started early at a gate is closed with the others: its start finishes first.
+    await Promise.all(prestarted.values());
     if (!patched(FINALIZE_IN_STEPS)) {
       return (await act(host, 'finalizeRun', `finish the run: ${end.state}, write the report`, { runId, outcome: end })).reportPath !== null;
     }
-    const ended = await act(STEP, 'endRun', `end the run: ${end.state}`, { runId, outcome: end });
+    const ending = { runId, outcome: end };
+    const ended = settleInOneStep() ? await actLocal(LOCAL_STEP, 'endRun', `end the run: ${end.state}`, ending) : await act(STEP, 'endRun', `end the run: ${end.state}`, ending);
     if (!ended.recorded) return false;
-    for (const sessionId of ended.sessionIds) await act(host, 'closeSession', 'keep the transcript and usage, dispose the agent', { sessionId });
+    if (settleInOneStep()) {
+      if (ended.sessionIds.length) await act(host, 'closeSessions', 'keep the transcripts and usage, dispose the agents', { sessionIds: ended.sessionIds });
+    } else {
+      for (const sessionId of ended.sessionIds) await act(host, 'closeSession', 'keep the transcript and usage, dispose the agent', { sessionId });
+    }
     await act(host, 'writeReport', 'write the report', { runId });
     return true;
   }
@@ -185,11 +216,13 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
     const round = (passesOf.get(phase.id) ?? 0) + 1;
     passesOf.set(phase.id, round);
     let retries = 0;
-    const agent = input.agents?.[phase.roleId] ?? input.backend;
-    const ensure = () =>
-      act(onHost(STEP), 'ensureSession', `${phase.key}: ready a ${agent} session for ${phase.roleId}`, {
-        runId, roleId: phase.roleId, backend: agent, cwd: run.worktreePath, ...(input.playback ? { playback: true } : {}),
-      });
+    const ensure = async () => {
+      // An agent started early for this role (at the last gate) is ready, or failed: this start sees which.
+      const early = await prestarted.get(phase.roleId);
+      prestarted.delete(phase.roleId);
+      if (early?.failed) throw early.failed;
+      return startAgent(run, phase);
+    };
     /** A ready session, or (an agent that needs a person to start) a failed attempt at a human gate. */
     const ensureOrGate = async (kind: PromptKind): Promise<{ sessionId: string } | Gate> => {
       try {
@@ -230,7 +263,7 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
           const ensured = await ensureOrGate(kind);
           if ('kind' in ensured) return ensured;
           ({ sessionId } = ensured);
-          const attempt = await attemptPhase(run, phase, sessionId, kind, attempts, revision);
+          const attempt = await attemptPhase(run, phase, sessionId, kind, attempts, round, revision);
           if (attempt.kind !== 'valid') return attempt;
           if (phase.loop && attempt.loop?.matched && patched(VERDICT_LOOPS)) {
             const taken = loopsFrom.get(phase.id) ?? 0;
@@ -239,7 +272,8 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
             const why = `${phase.key} said ${phase.loop.when.field} = ${JSON.stringify(phase.loop.when.equals)} again after ${taken} round(s) back to ${phase.loop.to}; the template allows ${phase.loop.maxRounds}`;
             return await approvalGate(phase, sessionId, attempt.attempt, `${phase.key}_rounds_exhausted`, why);
           }
-          return phase.gate ? await approvalGate(phase, sessionId, attempt.attempt) : attempt;
+          const opened = attempt.settled && 'gate' in attempt.settled ? attempt.settled.gate : undefined;
+          return phase.gate ? await approvalGate(phase, sessionId, attempt.attempt, phase.gate, undefined, opened) : attempt;
         });
       } catch (error) {
         if (!current.lost || abortRequest || !isCancellation(error)) throw error;
@@ -260,8 +294,9 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
       if (result.kind === 'lost') {
         next = await afterLost(result.approvalRequestId);
       } else if (result.kind === 'valid' || result.kind === 'loop') {
-        // (Histories from before the guard recorded no result here.)
-        const completed = await act(onHost(STEP), 'completePhase', `${phase.key}: complete`, {
+        // (Histories from before the guard recorded no result here.) The settling step may have completed it already.
+        const settled = result.kind === 'valid' && result.settled && 'completed' in result.settled ? result.settled.completed : undefined;
+        const completed = settled ?? await act(onHost(STEP), 'completePhase', `${phase.key}: complete`, {
           phaseId: phase.id, sessionId, attempt: result.attempt, ...(round > 1 ? { round } : {}),
         });
         if (!completed?.pausedBy) return result.kind === 'loop' ? await loopBack(phase, result.quote) : undefined;
@@ -283,6 +318,14 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
     }
   }
 
+  /** A ready agent for the phase's role (its session created, started or resumed). */
+  function startAgent(run: PreparedRun, phase: PreparedPhase) {
+    const agent = input.agents?.[phase.roleId] ?? input.backend;
+    return act(onHost(STEP), 'ensureSession', `${phase.key}: ready a ${agent} session for ${phase.roleId}`, {
+      runId, roleId: phase.roleId, backend: agent, cwd: run.worktreePath, ...(input.playback ? { playback: true } : {}),
+    });
+  }
+
   /** The phase's artifact sent the work back: recorded, and the run goes on from the phase it names. */
   async function loopBack(phase: PreparedPhase, quote: unknown): Promise<PhaseEnd> {
     const loop = phase.loop!;
@@ -299,22 +342,35 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
    * A valid artifact on a gated phase (or one whose loop is out of rounds): a person approves
    * (phase done, the run goes on) or ends the run.
    */
-  async function approvalGate(phase: PreparedPhase, sessionId: string, attempt: number, gateKey = phase.gate!, reason?: string): Promise<'passed' | Lost | { end: RunOutcome }> {
-    if (patched(CAPTURE_BEFORE_APPROVAL)) {
-      await act(onHost(STEP), 'captureTranscript', `${phase.key}: keep the ${phase.roleId} transcript and usage`, { sessionId });
+  async function approvalGate(phase: PreparedPhase, sessionId: string, attempt: number, gateKey = phase.gate!, reason?: string, settled?: GateOpened): Promise<'passed' | Lost | { end: RunOutcome }> {
+    let opened = settled;
+    if (!opened) {
+      if (patched(CAPTURE_BEFORE_APPROVAL)) {
+        await act(onHost(STEP), 'captureTranscript', `${phase.key}: keep the ${phase.roleId} transcript and usage`, { sessionId });
+      }
+      opened = await act(STEP, 'openApprovalGate', `${phase.key}: ask for ${gateKey}`, { runId, phaseId: phase.id, sessionId, gateKey, attempt, ...(reason ? { reason } : {}) });
     }
-    const opened = await act(STEP, 'openApprovalGate', `${phase.key}: ask for ${gateKey}`, { runId, phaseId: phase.id, sessionId, gateKey, attempt, ...(reason ? { reason } : {}) });
     if ('pausedBy' in opened) return { kind: 'lost', approvalRequestId: opened.pausedBy };
     const { approvalRequestId } = opened;
+    // While a person decides, the next role's agent starts, so an approval does not wait for it
+    // to boot. A run that ends here closes it with its other sessions.
+    const next = upcoming;
+    const run = plan;
+    if (settleInOneStep() && next && run && next.roleId !== phase.roleId && !prestarted.has(next.roleId)) {
+      // Not cancellable: an abort waits for it, so the run's end sees (and closes) the session it makes.
+      prestarted.set(next.roleId, CancellationScope.nonCancellable(() => startAgent(run, next)).then(() => ({}), (failed: unknown) => ({ failed })));
+    }
     const action = await decide({ approvalRequestId, gateKey, kind: 'approval', phaseKey: phase.key }, 'awaiting_approval');
     if (action !== 'approve') return { end: ended(action, `gate ${gateKey} at phase ${phase.key}`) };
-    await act(STEP, 'passApprovalGate', `${phase.key}: ${gateKey} approved`, { runId, phaseId: phase.id, sessionId, approvalRequestId });
+    const pass = { runId, phaseId: phase.id, sessionId, approvalRequestId };
+    if (settleInOneStep()) await actLocal(LOCAL_STEP, 'passApprovalGate', `${phase.key}: ${gateKey} approved`, pass);
+    else await act(STEP, 'passApprovalGate', `${phase.key}: ${gateKey} approved`, pass);
     show({ state: 'executing' });
     return 'passed';
   }
 
   // ---- one attempt: prompt, wait, validate; one repair; then a human gate ---------------------
-  async function attemptPhase(run: PreparedRun, phase: PreparedPhase, sessionId: string, kind: PromptKind, attempts: { count: number }, revision?: Revision): Promise<AttemptResult> {
+  async function attemptPhase(run: PreparedRun, phase: PreparedPhase, sessionId: string, kind: PromptKind, attempts: { count: number }, round: number, revision?: Revision): Promise<AttemptResult> {
     const timeoutMs = timing.artifactTimeoutMs ?? phase.artifactTimeoutMs;
     const scenarios = input.scenarios?.[phase.key];
     let promptKind = kind;
@@ -336,7 +392,9 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
         return gate(stepGate, describe(error), sessionTo, failure?.hint);
       };
       show({ phaseKey: phase.key, attempt });
-      await act(STEP, 'beginAttempt', `${phase.key}: attempt ${attempt} (${promptKind})`, { phaseId: phase.id, attempt, kind: promptKind });
+      const begin = { phaseId: phase.id, attempt, kind: promptKind };
+      if (settleInOneStep()) await actLocal(LOCAL_STEP, 'beginAttempt', `${phase.key}: attempt ${attempt} (${promptKind})`, begin);
+      else await act(STEP, 'beginAttempt', `${phase.key}: attempt ${attempt} (${promptKind})`, begin);
       let sent: { baseline: { size: number; mtimeMs: number } | null };
       try {
         sent = await act(onHost(DELIVERY), 'sendPrompt', `${phase.key}: send the ${promptKind} prompt to ${phase.roleId}`, {
@@ -350,22 +408,28 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
         return gateFor(error, 'prompt_send_exhausted', 'CRASHED');
       }
 
-      let waited;
+      const loop = phase.loop ? { field: phase.loop.when.field, equals: phase.loop.when.equals, ...(phase.loop.quote ? { quote: phase.loop.quote } : {}) } : undefined;
+      const waitFor = { phaseKey: phase.key, attempt, artifactPath: phase.artifactPath, baseline: sent.baseline ?? null, timeoutMs, stabilityMs: timing.stabilityMs, pollMs: timing.pollMs, sessionId };
+      let waited: { status: 'timeout'; agentGone?: true } | { status: 'found'; valid?: boolean; errors?: string[]; loop?: LoopSaid; settled?: Settled };
       try {
-        waited = await act(onHost(WAIT), 'awaitArtifact', `${phase.key}: wait for ${phase.schemaId}`, {
-          phaseKey: phase.key, attempt, artifactPath: phase.artifactPath, baseline: sent.baseline ?? null, timeoutMs, stabilityMs: timing.stabilityMs, pollMs: timing.pollMs, sessionId,
-        });
+        waited = settleInOneStep()
+          ? await act(onHost(WAIT), 'settleArtifact', `${phase.key}: wait for ${phase.schemaId}, validate, record`, {
+            ...waitFor, runId, phaseId: phase.id, schemaId: phase.schemaId, ...(loop ? { loop } : {}), ...(round > 1 ? { round } : {}), ...(phase.gate ? { gateKey: phase.gate } : {}),
+          })
+          : await act(onHost(WAIT), 'awaitArtifact', `${phase.key}: wait for ${phase.schemaId}`, waitFor);
       } catch (error) {
         if (failureOf(error)?.errorClass !== 'human_required' || !patched(ROUTE_BY_CLASS)) throw error;
         return gateFor(error, 'artifact_unreadable', 'FAILED_NEEDS_HUMAN');
       }
       const repaired = promptKind === 'repair';
       if (waited.status === 'found') {
-        const validation = await act(onHost(STEP), 'validateArtifact', `${phase.key}: validate against ${phase.schemaId}`, {
-          runId, phaseId: phase.id, attempt, artifactPath: phase.artifactPath, schemaId: phase.schemaId,
-          ...(phase.loop ? { loop: { field: phase.loop.when.field, equals: phase.loop.when.equals, ...(phase.loop.quote ? { quote: phase.loop.quote } : {}) } } : {}),
-        });
-        if (validation.valid) return { kind: 'valid', attempt, ...(validation.loop ? { loop: validation.loop } : {}) };
+        // Validated by the settling step, or here.
+        const validation = waited.valid !== undefined
+          ? { valid: waited.valid, errors: waited.errors ?? [], ...(waited.loop ? { loop: waited.loop } : {}) }
+          : await act(onHost(STEP), 'validateArtifact', `${phase.key}: validate against ${phase.schemaId}`, {
+            runId, phaseId: phase.id, attempt, artifactPath: phase.artifactPath, schemaId: phase.schemaId, ...(loop ? { loop } : {}),
+          });
+        if (validation.valid) return { kind: 'valid', attempt, ...(validation.loop ? { loop: validation.loop } : {}), ...(waited.settled ? { settled: waited.settled } : {}) };
         if (repaired) return gate('artifact_invalid_after_repair', validation.errors.join('; '), 'FAILED_NEEDS_HUMAN');
         errors = validation.errors;
       } else {
@@ -397,7 +461,8 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
     show({ state, pendingGate: gate });
     await condition(() => decisions.some((d) => d.approvalRequestId === gate.approvalRequestId));
     const decision = decisions.find((d) => d.approvalRequestId === gate.approvalRequestId)!;
-    const winner = await act(STEP, 'recordDecision', `${gate.phaseKey}: record ${decision.action} on ${gate.gateKey}`, decision);
+    const summary = `${gate.phaseKey}: record ${decision.action} on ${gate.gateKey}`;
+    const winner = settleInOneStep() ? await actLocal(LOCAL_STEP, 'recordDecision', summary, decision) : await act(STEP, 'recordDecision', summary, decision);
     // Later signals for this request (repeats, contrary ones) change nothing.
     decided.add(gate.approvalRequestId);
     for (let i = decisions.length - 1; i >= 0; i--) if (decisions[i]!.approvalRequestId === gate.approvalRequestId) decisions.splice(i, 1);

@@ -225,6 +225,12 @@ export function useRunHarness(backend: HarnessBackend = 'fake', options: Harness
         status = await harness.status(runId).catch(() => undefined);
         return status?.pendingGate?.gateKey === gateKey;
       }, 50);
+      // At an approval gate the next role's agent starts while a person decides: a test decides
+      // once it has, so the run's events come in one order.
+      await waitFor(`run ${runId} idle at gate ${gateKey}`, 30_000, async () => {
+        const described = await client.workflow.getHandle(runWorkflowId(runId)).describe();
+        return (described.raw.pendingActivities ?? []).length === 0;
+      }, 50);
       return status!;
     },
     async snapshot(runId) {
