@@ -18,6 +18,7 @@ import { FakeSessionDriver } from '../sessions/fake.ts';
 import { agentDrivers } from '../sessions/index.ts';
 import { PlaybackAgents } from '../sessions/playback-model/agents.ts';
 import { TmuxServer } from '../sessions/tmux.ts';
+import { ensureSearchAttributes } from '../worker/search-attributes.ts';
 import { createDevflowWorkers } from '../worker/worker.ts';
 import { freePort } from '../lib/ports.ts';
 
@@ -108,6 +109,8 @@ export async function startBenchStack(options: { withApi?: boolean; temporalAddr
   });
   const connection = await Connection.connect({ address: temporal.address });
   track('the client connection', () => connection.close());
+  // A Temporal the benchmark did not start lacks devflow's search attributes until they are added.
+  if (options.temporalAddress) await ensureSearchAttributes(connection, 'default');
   const client = new Client({ connection });
   const api = options.withApi
     ? await buildApi({ db: database.db, pool: database.pool, temporal: connection, namespace: 'default', taskQueue, maxConcurrentRuns: 10_000, workspaceRoot })

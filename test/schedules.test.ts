@@ -162,8 +162,9 @@ describe('schedules through the API', () => {
     expect(await h.db.select({ id: runs.id }).from(runs).where(eq(runs.id, runId))).toHaveLength(1);
     expect((await h.db.select({ type: runEvents.type }).from(runEvents).where(eq(runEvents.runId, runId))).filter((e) => e.type === 'run.created')).toHaveLength(1);
     // One run's sessions and one worktree folder: the lost races wrote nothing.
-    const sessions = await h.db.select({ runId: tuiSessions.runId }).from(tuiSessions).where(eq(tuiSessions.runId, runId));
-    expect(sessions).toHaveLength(1);
+    // (At the spec gate: its spec writer, and the implementer started while the gate waits.)
+    const sessions = await h.db.select({ roleId: tuiSessions.roleId }).from(tuiSessions).where(eq(tuiSessions.runId, runId));
+    expect(sessions.map((s) => s.roleId).sort()).toEqual(['implementer', 'spec_writer']);
     expect(readdirSync(h.workspaceRoot).filter((d) => d === runId)).toHaveLength(1);
     await abortRun(runId);
     expect(json(await api.inject({ method: 'DELETE', url: '/v1/schedules/raced' })).deleted).toBe(true);
