@@ -286,7 +286,8 @@ async function measureTarget(target: 'dev' | 'cluster'): Promise<void> {
       if (recorded) (scriptedConcurrency === 1 ? artifactSamples : artifactSamplesC5).push(recorded.createdAt.getTime() - statSync((expected.payload as { path: string }).path).ctimeMs);
     }
     if (!eventsPerPhase) {
-      const phases = events.filter((e) => e.type !== 'artifact.expected').length;
+      // A gated phase records two of these (awaiting approval, then completed): count phases, not events.
+      const phases = new Set(events.filter((e) => e.type !== 'artifact.expected').map((e) => e.phaseId)).size;
       eventsPerPhase = Math.round((await client.workflow.getHandle(runWorkflowId(runId)).describe()).historyLength / phases);
     }
     return promptAt - posted;
