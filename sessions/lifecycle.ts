@@ -3,6 +3,7 @@
 // it, keep its transcript and usage, close it when its run ends. Each step is a recorded state
 // transition of the session machine, so a retry continues from the state the row is in.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isRealAgent } from './agent-cli.ts';
 import { and, eq, ne, sql } from 'drizzle-orm';
 import type { Database, Executor } from '../db/client.ts';
 import { appendEvent, findEventByKey } from '../db/events.ts';
@@ -114,8 +115,27 @@ export const AGENT_START_TRIES = 3;
 const AGENT_START_PAUSE_MS = 2_000;
 
 /** The session steps, bound to a context. */
+/** How long a real agent that is still finishing its turn is given before the end of its run disposes it. */
+const FINISH_TURN_MS = 10_000;
+
 export function sessionLifecycle(deps: SessionContext) {
   const { db } = deps;
+
+  /**
+   * A real agent may still be talking to its model after writing its artifact (its last words),
+   * and its usage log has that request only once it ends: waits while the agent prints or shows
+   * its busy marker, at most FINISH_TURN_MS.
+   */
+  async function finishTurn(session: TuiSession): Promise<void> {
+    if (!isRealAgent(session.backend) || TERMINAL_SESSION_STATES.has(session.state)) return;
+    const driver = deps.drivers.forBackend(session.backend);
+    const until = Date.now() + FINISH_TURN_MS;
+    while (Date.now() < until) {
+      const seen = await driver.probe(targetOf(session)).catch(() => undefined);
+      if (!seen?.alive || (!seen.evidence?.busyMarker && (seen.outputAgeMs ?? Infinity) >= 1_000)) return;
+      await sleep(250);
+    }
+  }
 
   async function liveSession(runId: string, roleId: string): Promise<TuiSession | undefined> {
     const [row] = await db
@@ -361,6 +381,8 @@ export function sessionLifecycle(deps: SessionContext) {
     /** Stores what the session printed since the last capture, and the tokens its agent has used. */
     async captureTranscript(input: { sessionId: string }): Promise<{ captured: number }> {
       const session = await loadSession(deps, input.sessionId);
+      // Taken as soon as its artifact parses, an agent may still be on its last turn: its usage is in its log once that ends.
+      await finishTurn(session);
       await recordUsage(session);
       const chunks = await deps.drivers.forBackend(session.backend).captureTranscript(targetOf(session), session.lastCaptureSeq);
       if (chunks.length === 0) return { captured: 0 };

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { Connection } from '@temporalio/client';
 import { Runtime } from '@temporalio/worker';
-import { eq, inArray } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -226,7 +226,8 @@ describe('a run made with every secret set', () => {
       approvalId = pending?.state === 'pending' ? pending.id : '';
       return approvalId !== '';
     }, 100);
-    const [session] = await h.db.select().from(tuiSessions).where(eq(tuiSessions.runId, runId));
+    // (The implementer's agent may be starting while the gate waits: the spec writer's is the one at work.)
+    const [session] = await h.db.select().from(tuiSessions).where(and(eq(tuiSessions.runId, runId), eq(tuiSessions.roleId, 'spec_writer')));
     const environ = readFileSync(`/proc/${session!.lastKnownPanePid}/environ`, 'utf8');
     expect(readFileSync(`/proc/${session!.lastKnownPanePid}/cmdline`, 'utf8')).toContain('scripted-agent.ts');
     expect(environ).toContain('PATH=');

@@ -123,6 +123,8 @@ describe('a restart of the host: the worker stopped and its agents gone', () => 
     const atGate = await start({});
     await waitFor('run A at spec_approved', 60_000, async () => (await gateOf(atGate.handle))?.gateKey === 'spec_approved', 100);
     const gateBefore = (await gateOf(atGate.handle))!;
+    // The implementer's agent starts while A's gate waits: it is up when the host stops.
+    await waitFor('run A settled at its gate', 60_000, async () => ((await atGate.handle.describe()).raw.pendingActivities ?? []).length === 0, 100);
     // Run B's spec writer is at work (it will write nothing: the scenario of its first attempt) when the host stops.
     const midPhase = await start({ spec: ['timeout', 'ok'] });
     await waitFor('run B to be waiting for its spec', 60_000, async () => (await listEvents(db, midPhase.runId)).some((e) => e.type === 'artifact.expected'), 100);
@@ -137,9 +139,10 @@ describe('a restart of the host: the worker stopped and its agents gone', () => 
     // A: the very same gate, still waiting.
     expect(await gateOf(atGate.handle)).toEqual(gateBefore);
 
-    for (const { runId } of [atGate, midPhase]) {
+    // Every agent of the host was lost: A's two (its spec writer, and its implementer started at the gate), B's spec writer.
+    for (const { runId, lost } of [{ ...atGate, lost: ['implementer', 'spec_writer'] }, { ...midPhase, lost: ['spec_writer'] }]) {
       const events = await listEvents(db, runId);
-      expect(events.filter((e) => e.type === 'session.process_lost').map((e) => (e.payload as { roleId: string }).roleId)).toEqual(['spec_writer']);
+      expect(events.filter((e) => e.type === 'session.process_lost').map((e) => (e.payload as { roleId: string }).roleId).sort()).toEqual(lost);
       expect(events.filter((e) => e.type === 'approval.requested').map((e) => (e.payload as { gateKey: string }).gateKey)).toEqual(['spec_approved']);
       expect(events.filter((e) => e.type === 'run.paused')).toEqual([]);
     }
