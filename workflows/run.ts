@@ -30,6 +30,7 @@ import {
   type SessionLost,
 } from './messages.ts';
 import { REPO, RUN_ID, RUN_STATE, TEMPLATE } from './search-attributes.ts';
+import type { Activities } from '../activities/index.ts';
 import type { GateOpened } from '../activities/gates.ts';
 import { act, actLocal, DELIVERY, LOCAL_STEP, STEP, WAIT } from './steps.ts';
 
@@ -103,6 +104,9 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
   // Decided once per run, where it first matters, so a run keeps one way of working to its end.
   let oneStep: boolean | undefined;
   const settleInOneStep = () => (oneStep ??= patched(SETTLE_IN_ONE_STEP));
+  /** A short database step: a local activity from era 6 on, a queued one before. */
+  const dbStep = <K extends keyof Activities>(name: K, summary: string, stepInput: Parameters<Activities[K]>[0]): ReturnType<Activities[K]> =>
+    settleInOneStep() ? actLocal(LOCAL_STEP, name, summary, stepInput) : act(STEP, name, summary, stepInput);
   /**
    * Per role, an agent started while a gate waits (SETTLE_IN_ONE_STEP): its phase waits for that
    * start, and a start that failed fails the phase's own (a person is asked once, not after
@@ -152,7 +156,7 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
     outcome = await work.run(async () => {
       // (A local activity runs on the worker that runs this workflow task: its host takes the run, as with a queued one.)
       const pick = 'pick the worker host for this run';
-      ({ hostQueue } = settleInOneStep() ? await actLocal(LOCAL_STEP, 'selectHost', pick, undefined) : await act(STEP, 'selectHost', pick, undefined));
+      ({ hostQueue } = await dbStep('selectHost', pick, undefined));
       plan = await act(onHost(STEP), 'prepareRun', 'create the run, its phases and its worktree', input);
       show({ state: 'executing' });
       const { phases } = plan;
@@ -197,7 +201,7 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
       return (await act(host, 'finalizeRun', `finish the run: ${end.state}, write the report`, { runId, outcome: end })).reportPath !== null;
     }
     const ending = { runId, outcome: end };
-    const ended = settleInOneStep() ? await actLocal(LOCAL_STEP, 'endRun', `end the run: ${end.state}`, ending) : await act(STEP, 'endRun', `end the run: ${end.state}`, ending);
+    const ended = await dbStep('endRun', `end the run: ${end.state}`, ending);
     if (!ended.recorded) return false;
     if (settleInOneStep()) {
       if (ended.sessionIds.length) await act(host, 'closeSessions', 'keep the transcripts and usage, dispose the agents', { sessionIds: ended.sessionIds });
@@ -363,8 +367,7 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
     const action = await decide({ approvalRequestId, gateKey, kind: 'approval', phaseKey: phase.key }, 'awaiting_approval');
     if (action !== 'approve') return { end: ended(action, `gate ${gateKey} at phase ${phase.key}`) };
     const pass = { runId, phaseId: phase.id, sessionId, approvalRequestId };
-    if (settleInOneStep()) await actLocal(LOCAL_STEP, 'passApprovalGate', `${phase.key}: ${gateKey} approved`, pass);
-    else await act(STEP, 'passApprovalGate', `${phase.key}: ${gateKey} approved`, pass);
+    await dbStep('passApprovalGate', `${phase.key}: ${gateKey} approved`, pass);
     show({ state: 'executing' });
     return 'passed';
   }
@@ -393,8 +396,7 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
       };
       show({ phaseKey: phase.key, attempt });
       const begin = { phaseId: phase.id, attempt, kind: promptKind };
-      if (settleInOneStep()) await actLocal(LOCAL_STEP, 'beginAttempt', `${phase.key}: attempt ${attempt} (${promptKind})`, begin);
-      else await act(STEP, 'beginAttempt', `${phase.key}: attempt ${attempt} (${promptKind})`, begin);
+      await dbStep('beginAttempt', `${phase.key}: attempt ${attempt} (${promptKind})`, begin);
       let sent: { baseline: { size: number; mtimeMs: number } | null };
       try {
         sent = await act(onHost(DELIVERY), 'sendPrompt', `${phase.key}: send the ${promptKind} prompt to ${phase.roleId}`, {
@@ -462,7 +464,7 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
     await condition(() => decisions.some((d) => d.approvalRequestId === gate.approvalRequestId));
     const decision = decisions.find((d) => d.approvalRequestId === gate.approvalRequestId)!;
     const summary = `${gate.phaseKey}: record ${decision.action} on ${gate.gateKey}`;
-    const winner = settleInOneStep() ? await actLocal(LOCAL_STEP, 'recordDecision', summary, decision) : await act(STEP, 'recordDecision', summary, decision);
+    const winner = await dbStep('recordDecision', summary, decision);
     // Later signals for this request (repeats, contrary ones) change nothing.
     decided.add(gate.approvalRequestId);
     for (let i = decisions.length - 1; i >= 0; i--) if (decisions[i]!.approvalRequestId === gate.approvalRequestId) decisions.splice(i, 1);
