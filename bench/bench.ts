@@ -17,7 +17,7 @@ import { and, count, eq, inArray, sql } from 'drizzle-orm';
 import { runEvents, runPhases } from '../db/schema.ts';
 import { runWorkflowId, statusQuery } from '../workflows/messages.ts';
 import { baselineApprove, baselineAtGate, baselineRun, type BaselineActivities } from './baseline-workflow.ts';
-import { percentiles, pool, startBenchStack, stopStarted, track } from './stack.ts';
+import { percentiles, pool, rssMbOf, startBenchStack, stopStarted, track } from './stack.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -50,8 +50,14 @@ export interface Figures {
     postgresEvents: number;
     /** Write-ahead log Postgres wrote while the runs were parked: any write at all shows here. */
     postgresWalBytes: number;
+    /** Autovacuum and autoanalyze passes Postgres ran meanwhile (upkeep after the parking's inserts, not devflow's writes). */
+    postgresAutovacuums: number;
+    /** The devflow worker process alone (`npm run worker`, as a host runs it). */
     workerRssMb: number;
+    /** The bench process: the HTTP API, the client and the baseline's worker. */
+    benchRssMb: number;
     approveAllMs: number;
+    /** `workerRssMb`: the bench process (the baseline's worker, the API, the client) with only the baseline parked. */
     baseline: { runs: number; eventsWritten: number; approveAllMs: number; workerRssMb: number };
   };
   baseline: { eventsPerPhase: number };
@@ -145,8 +151,9 @@ function table(results: Figures[]): string {
       cells: (f: Figures): [string, string, string] => [f.runsPerMinute.devflow[c]!.toFixed(1), f.runsPerMinute.baseline[c]!.toFixed(1), `÷ ${f.runsPerMinute.ratio[c]!.toFixed(2)}`],
     })),
     { label: 'parked: events written', cells: (f) => [`${f.parked.eventsWritten} (${f.parked.temporalEvents} T + ${f.parked.postgresEvents} PG)`, String(f.parked.baseline.eventsWritten), ''] },
-    { label: 'parked: Postgres WAL written', cells: (f) => [`${f.parked.postgresWalBytes} B`, '–', ''] },
-    { label: 'parked: bench process RSS', cells: (f) => [`${f.parked.workerRssMb} MB`, `${f.parked.baseline.workerRssMb} MB`, ''] },
+    { label: 'parked: Postgres WAL written', cells: (f) => [`${f.parked.postgresWalBytes} B (${f.parked.postgresAutovacuums} autovacuum/analyze)`, '–', ''] },
+    { label: 'parked: worker RSS (baseline: bench process)', cells: (f) => [`${f.parked.workerRssMb} MB`, `${f.parked.baseline.workerRssMb} MB`, ''] },
+    { label: 'parked: bench process RSS (API, client)', cells: (f) => [`${f.parked.benchRssMb} MB`, '–', ''] },
     { label: 'parked: approve all → next phase', cells: (f) => [ms(f.parked.approveAllMs), ms(f.parked.baseline.approveAllMs), ratio(f.parked.approveAllMs, f.parked.baseline.approveAllMs)] },
   ];
   const header = ['figure', ...results.flatMap((f) => [`devflow (${f.target})`, `baseline (${f.target})`, 'ratio'])];
@@ -182,7 +189,8 @@ async function measureTarget(target: 'dev' | 'cluster'): Promise<void> {
     temporalAddress = cluster.address;
   }
   say('starting the stack');
-  const stack = await startBenchStack({ withApi: true, ...(temporalAddress ? { temporalAddress } : {}) });
+  // The worker in a process of its own, as a host runs it, so its memory is measured apart.
+  const stack = await startBenchStack({ withApi: true, workerProcess: true, ...(temporalAddress ? { temporalAddress } : {}) });
   const { db, client } = stack;
 
   // The baseline's worker, on its own queue, in this process.
@@ -224,30 +232,46 @@ async function measureTarget(target: 'dev' | 'cluster'): Promise<void> {
     }
   };
   const POLL_MS = 50;
+  /** Parking a thousand runs polls less often: the polls themselves would load the server. */
+  const PARK_POLL_MS = 250;
+  /** A Temporal call that the server refuses while it is busy (Unavailable, ResourceExhausted, DeadlineExceeded) is made again. */
+  const BUSY = new Set([14, 8, 4]); // gRPC status codes
+  const temporalCall = async <T>(call: () => Promise<T>): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call();
+      } catch (error) {
+        const code = (error as { cause?: { code?: number }; code?: number }).code ?? (error as { cause?: { code?: number } }).cause?.code;
+        if (attempt >= 20 || code === undefined || !BUSY.has(code)) throw error;
+        resent += 1;
+        await sleep(100 * attempt);
+      }
+    }
+  };
 
   /** The run's pending spec gate, as a person's client would see it (polled through the API). */
-  async function pendingGate(runId: string): Promise<string> {
+  async function pendingGate(runId: string, pollMs = POLL_MS): Promise<string> {
     for (;;) {
       const pending = (await api<{ approvals: { id: string; state: string; gateKey: string }[] }>('GET', `/v1/runs/${runId}/approvals`)).approvals.filter((a) => a.state === 'pending');
       const other = pending.find((a) => a.gateKey !== 'spec_approved');
       if (other) throw new Error(`run ${runId} stopped at gate ${other.gateKey}`);
       if (pending[0]) return pending[0].id;
-      await sleep(POLL_MS);
+      await sleep(pollMs);
     }
   }
   /**
    * A person reads before approving: the run has settled at its gate (nothing in flight, the next
    * role's agent started where devflow does that). Not part of any timed span.
    */
-  async function settledAtGate(runId: string): Promise<void> {
+  async function settledAtGate(runId: string, pollMs = POLL_MS): Promise<void> {
     const handle = client.workflow.getHandle(runWorkflowId(runId));
     for (;;) {
       // The workflow shows its gate once it has taken the step that opened it (and started what it starts there).
-      if ((await handle.query(statusQuery)).pendingGate) {
-        const { raw } = await handle.describe();
+      if ((await temporalCall(() => handle.query(statusQuery))).pendingGate) {
+        const { raw } = await temporalCall(() => handle.describe());
         if ((raw.pendingActivities ?? []).length === 0 && !raw.pendingWorkflowTask) return;
       }
-      await sleep(POLL_MS);
+      await sleep(pollMs);
     }
   }
   const startRun = (backend: 'scripted' | 'fake') => {
@@ -356,29 +380,34 @@ async function measureTarget(target: 'dev' | 'cluster'): Promise<void> {
   const parkedBaseline = await pool(sizes.parked, 20, async () => {
     const runKey = randomUUID();
     const handle = await client.workflow.start(baselineRun, { workflowId: `baseline-${runKey}`, taskQueue: baselineQueue, args: [{ runKey, phases: BASELINE_PHASES, gateAfter: 0 }] });
-    while (!(await handle.query(baselineAtGate))) await sleep(200);
+    while (!(await temporalCall(() => handle.query(baselineAtGate)))) await sleep(PARK_POLL_MS);
     return { runKey, handle };
   });
   const baselineRss = rssMb();
   say(`parking ${sizes.parked} devflow runs (fake backend) at the spec gate`);
   const parkedRuns = await pool(sizes.parked, 20, async () => {
     const runId = await startRun('fake');
-    const approvalId = await pendingGate(runId);
-    await settledAtGate(runId);
+    const approvalId = await pendingGate(runId, PARK_POLL_MS);
+    await settledAtGate(runId, PARK_POLL_MS);
     return { runId, approvalId };
   });
   const historyTotal = async (ids: string[]) =>
-    (await pool(ids.length, 20, async () => (await client.workflow.getHandle(ids.pop()!).describe()).historyLength)).reduce((a, b) => a + b, 0);
+    (await pool(ids.length, 20, async () => {
+      const handle = client.workflow.getHandle(ids.pop()!);
+      return (await temporalCall(() => handle.describe())).historyLength;
+    })).reduce((a, b) => a + b, 0);
   const devflowIds = () => parkedRuns.map((r) => runWorkflowId(r.runId));
   const baselineIds = () => parkedBaseline.map((r) => r.handle.workflowId);
   const pgEvents = async () => (await db.select({ n: count() }).from(runEvents))[0]!.n;
   const walLsn = async () => (await db.execute<{ lsn: string }>(sql`select pg_current_wal_lsn()::text as lsn`)).rows[0]!.lsn;
+  const autovacuums = async () => Number((await db.execute<{ n: string }>(sql`select coalesce(sum(autovacuum_count + autoanalyze_count), 0)::text as n from pg_stat_all_tables`)).rows[0]!.n);
   const walSince = async (lsn: string) => Number((await db.execute<{ bytes: string }>(sql`select pg_wal_lsn_diff(pg_current_wal_lsn(), ${lsn}::pg_lsn)::text as bytes`)).rows[0]!.bytes);
-  const before = { devflow: await historyTotal(devflowIds()), baseline: await historyTotal(baselineIds()), pg: await pgEvents(), wal: await walLsn() };
+  const before = { devflow: await historyTotal(devflowIds()), baseline: await historyTotal(baselineIds()), pg: await pgEvents(), wal: await walLsn(), vacuums: await autovacuums() };
   say(`parked; waiting ${sizes.parkedMinutes} min`);
   await sleep(sizes.parkedMinutes * 60_000);
-  const after = { devflow: await historyTotal(devflowIds()), baseline: await historyTotal(baselineIds()), pg: await pgEvents(), walBytes: await walSince(before.wal) };
-  const workerRss = rssMb();
+  const after = { devflow: await historyTotal(devflowIds()), baseline: await historyTotal(baselineIds()), pg: await pgEvents(), walBytes: await walSince(before.wal), vacuums: await autovacuums() };
+  const workerRss = rssMbOf(stack.workerPid!);
+  const benchRss = rssMb();
 
   say(`approving all ${sizes.parked} baseline runs`);
   let started = performance.now();
@@ -419,7 +448,9 @@ async function measureTarget(target: 'dev' | 'cluster'): Promise<void> {
       postgresEvents: after.pg - before.pg,
       eventsWritten: after.devflow - before.devflow + (after.pg - before.pg),
       postgresWalBytes: after.walBytes,
+      postgresAutovacuums: after.vacuums - before.vacuums,
       workerRssMb: workerRss,
+      benchRssMb: benchRss,
       approveAllMs,
       baseline: { runs: sizes.parked, eventsWritten: after.baseline - before.baseline, approveAllMs: baselineApproveAll, workerRssMb: baselineRss },
     },

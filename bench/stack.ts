@@ -1,10 +1,11 @@
 // A private devflow stack for a benchmark: embedded Postgres, the Temporal dev server, a worker
 // (scripted or real agents in tmux, the real ones on a playback model; or fake sessions) and, on request, the HTTP API on a free port.
-import { execFileSync } from 'node:child_process';
-import { chmodSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { buildApi } from '../api/server.ts';
@@ -23,6 +24,8 @@ import { createDevflowWorkers } from '../worker/worker.ts';
 import { freePort } from '../lib/ports.ts';
 
 export { freePort, freePorts } from '../lib/ports.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 export function numberArg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -65,7 +68,28 @@ export function track(name: string, stop: () => Promise<void>): void {
   startedParts.push({ name, stop });
 }
 
-export async function startBenchStack(options: { withApi?: boolean; temporalAddress?: string } = {}) {
+/** The resident memory of a process (Linux: VmRSS), in MB. */
+export function rssMbOf(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+  if (!line) throw new Error(`no VmRSS for process ${pid}`);
+  return Math.round(Number(line.split(/\s+/)[1]) / 1024);
+}
+
+/**
+ * `npm run worker` as its own process (the worker a host runs, with its session manager and
+ * reconciler), so its memory can be measured apart; resolves once it polls.
+ */
+async function spawnWorker(env: Record<string, string>, logFile: string): Promise<ChildProcess> {
+  const log = openSync(logFile, 'a');
+  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', log, log, 'ipc'] });
+  await new Promise<void>((resolve, reject) => {
+    child.on('message', (m: { type?: string }) => m?.type === 'ready' && resolve());
+    child.once('exit', (code) => reject(new Error(`the worker exited (${code}) before it polled; see ${logFile}`)));
+  });
+  return child;
+}
+
+export async function startBenchStack(options: { withApi?: boolean; temporalAddress?: string; workerProcess?: boolean } = {}) {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   const home = await mkdtemp(path.join(os.tmpdir(), 'devflow-bench-'));
   track('its home folder', () => rm(home, { recursive: true, force: true }));
@@ -96,17 +120,33 @@ export async function startBenchStack(options: { withApi?: boolean; temporalAddr
   const taskQueue = 'bench';
   const nativeConnection = await NativeConnection.connect({ address: temporal.address });
   track('the worker connection', () => nativeConnection.close());
-  const workers = await createDevflowWorkers({
-    connection: nativeConnection,
-    namespace: 'default',
-    taskQueue,
-    deps: { db: database.db, drivers, workspaceRoot, hostId: 'bench', hostQueue: 'devflow-host:bench' },
-  });
-  const running = workers.run();
-  track('the worker', async () => {
-    workers.shutdown();
-    await running;
-  });
+  let workerPid: number | undefined;
+  if (options.workerProcess) {
+    // DEVFLOW_HOME gives it this stack's tmux socket (<home>/tmux.sock) and workspace (<home>/ws).
+    const child = await spawnWorker(
+      { DEVFLOW_HOME: home, DEVFLOW_WORKSPACE_ROOT: workspaceRoot, DEVFLOW_HOST_ID: 'bench', DEVFLOW_TASK_QUEUE: taskQueue, DATABASE_URL: postgres.url, TEMPORAL_ADDRESS: temporal.address, DEVFLOW_LOG_LEVEL: 'warn' },
+      path.join(home, 'worker.log'),
+    );
+    workerPid = child.pid;
+    track('the worker', async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    });
+  } else {
+    const workers = await createDevflowWorkers({
+      connection: nativeConnection,
+      namespace: 'default',
+      taskQueue,
+      deps: { db: database.db, drivers, workspaceRoot, hostId: 'bench', hostQueue: 'devflow-host:bench' },
+    });
+    const running = workers.run();
+    track('the worker', async () => {
+      workers.shutdown();
+      await running;
+    });
+  }
   const connection = await Connection.connect({ address: temporal.address });
   track('the client connection', () => connection.close());
   // A Temporal the benchmark did not start lacks devflow's search attributes until they are added.
@@ -122,7 +162,7 @@ export async function startBenchStack(options: { withApi?: boolean; temporalAddr
   execFileSync('git', ['init', '-q', '-b', 'main', repo]);
   execFileSync('git', ['-C', repo, '-c', 'user.email=b@b', '-c', 'user.name=bench', 'commit', '-q', '--allow-empty', '-m', 'init']);
 
-  return { db: database.db, client, nativeConnection, temporalAddress: temporal.address, taskQueue, workspaceRoot, repo, apiUrl, drivers, hostId: 'bench', stop: stopStarted };
+  return { db: database.db, client, nativeConnection, temporalAddress: temporal.address, taskQueue, workspaceRoot, repo, apiUrl, drivers, hostId: 'bench', workerPid, stop: stopStarted };
 }
 
 /** Runs `work` `total` times, `concurrency` at a time. */

@@ -4,6 +4,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Connection } from '@temporalio/client';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedPostgres } from '../cli/stack/postgres.ts';
 import { resolveTemporalCli } from '../cli/stack/temporal-cli.ts';
@@ -14,6 +15,7 @@ import { ensureChromium } from '../lib/chromium.ts';
 import { devflowCacheDir } from '../lib/executables.ts';
 import { processAlive } from '../lib/processes.ts';
 import { ensureAgentCli, REAL_AGENTS } from '../sessions/agent-cli.ts';
+import { ensureSearchAttributes } from '../worker/search-attributes.ts';
 import { freePorts } from './helpers/ports.ts';
 
 declare module 'vitest' {
@@ -44,16 +46,24 @@ export default async function setup(project: TestProject) {
   const [pgPort, temporalPort] = await freePorts(2);
 
   const postgres = await startEmbeddedPostgres({ dir: path.join(home, 'pg'), port: pgPort!, log: say });
-  const temporal = await startTemporalDevServer({
-    cliPath: cli.path,
-    port: temporalPort!,
-    uiPort: 0,
-    namespace: 'default',
-    headless: true,
-  }).catch(async (error) => {
-    await postgres.stop();
-    throw error;
-  });
+  // DEVFLOW_TEST_TEMPORAL_ADDRESS runs the suite (or a file of it) on a Temporal it did not start,
+  // such as the cluster of `npm run cluster`; otherwise a dev server of its own.
+  const external = process.env.DEVFLOW_TEST_TEMPORAL_ADDRESS?.trim();
+  const temporal = external
+    ? await useExternalTemporal(external, say).catch(async (error) => {
+      await postgres.stop();
+      throw error;
+    })
+    : await startTemporalDevServer({
+      cliPath: cli.path,
+      port: temporalPort!,
+      uiPort: 0,
+      namespace: 'default',
+      headless: true,
+    }).catch(async (error) => {
+      await postgres.stop();
+      throw error;
+    });
 
   const database = connectDatabase(postgres.url, { max: 2 });
   await prepareDatabase(database);
@@ -74,6 +84,20 @@ export default async function setup(project: TestProject) {
       throw new Error(`processes left running after the suite (killed now):\n${leftovers.map((p) => `  ${p.pid} ${p.what}: ${p.command}`).join('\n')}`);
     }
   };
+}
+
+/** A Temporal the suite did not start: reachable, and with devflow's search attributes, as a worker would leave it. */
+async function useExternalTemporal(address: string, say: (line: string) => void): Promise<{ address: string; stop: () => Promise<void> }> {
+  const connection = await Connection.connect({ address, connectTimeout: 10_000 }).catch((error: Error) => {
+    throw new Error(`DEVFLOW_TEST_TEMPORAL_ADDRESS=${address}: no Temporal answers there (${error.message})`);
+  });
+  try {
+    await ensureSearchAttributes(connection, 'default');
+  } finally {
+    await connection.close();
+  }
+  say(`Temporal at ${address} (DEVFLOW_TEST_TEMPORAL_ADDRESS), not started by the suite`);
+  return { address, stop: async () => {} };
 }
 
 /**
