@@ -136,6 +136,8 @@ function run(program: string, args: string[], user: { uid: number; gid: number }
 }
 
 async function initialise(bin: Binaries, dataDir: string, user: { uid: number; gid: number } | undefined, output: (text: string) => void): Promise<void> {
+  // Missing parents counted as reachable (clusterDir): they are made so (mkdir would give them 0700 too).
+  await mkdir(path.dirname(dataDir), { recursive: true, mode: 0o755 });
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   if (user) await chown(dataDir, user.uid, user.gid);
   const passwordFile = path.join(os.tmpdir(), `devflow-pg-password-${process.pid}-${Date.now()}`);
