@@ -17,7 +17,7 @@ import { and, count, eq, inArray, sql } from 'drizzle-orm';
 import { runEvents, runPhases } from '../db/schema.ts';
 import { runWorkflowId, statusQuery } from '../workflows/messages.ts';
 import { baselineApprove, baselineAtGate, baselineRun, type BaselineActivities } from './baseline-workflow.ts';
-import { percentiles, pool, rssMbOf, startBenchStack, stopStarted, track } from './stack.ts';
+import { apiClient, pendingSpecGate, percentiles, pool, rssMbOf, startBenchStack, stopStarted, track } from './stack.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -216,21 +216,9 @@ async function measureTarget(target: 'dev' | 'cluster'): Promise<void> {
   });
 
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const http = apiClient(stack.apiUrl!);
+  const api = http.call;
   let resent = 0;
-  const api = async <T = unknown>(method: string, route: string, body?: unknown): Promise<T> => {
-    for (let attempt = 1; ; attempt++) {
-      const response = await fetch(`${stack.apiUrl}${route}`, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
-      // 503 says "send it again" (Temporal busy or restarting); starts and decisions are idempotent.
-      if (response.status === 503 && attempt < 20) {
-        resent += 1;
-        await response.body?.cancel();
-        await sleep(100 * attempt);
-        continue;
-      }
-      if (!response.ok) throw new Error(`${method} ${route}: ${response.status} ${await response.text()}`);
-      return (await response.json()) as T;
-    }
-  };
   const POLL_MS = 50;
   /** Parking a thousand runs polls less often: the polls themselves would load the server. */
   const PARK_POLL_MS = 250;
@@ -249,16 +237,7 @@ async function measureTarget(target: 'dev' | 'cluster'): Promise<void> {
     }
   };
 
-  /** The run's pending spec gate, as a person's client would see it (polled through the API). */
-  async function pendingGate(runId: string, pollMs = POLL_MS): Promise<string> {
-    for (;;) {
-      const pending = (await api<{ approvals: { id: string; state: string; gateKey: string }[] }>('GET', `/v1/runs/${runId}/approvals`)).approvals.filter((a) => a.state === 'pending');
-      const other = pending.find((a) => a.gateKey !== 'spec_approved');
-      if (other) throw new Error(`run ${runId} stopped at gate ${other.gateKey}`);
-      if (pending[0]) return pending[0].id;
-      await sleep(pollMs);
-    }
-  }
+  const pendingGate = (runId: string, pollMs = POLL_MS) => pendingSpecGate(http, runId, pollMs);
   /**
    * A person reads before approving: the run has settled at its gate (nothing in flight, the next
    * role's agent started where devflow does that). Not part of any timed span.
@@ -456,7 +435,7 @@ async function measureTarget(target: 'dev' | 'cluster'): Promise<void> {
     },
     baseline: { eventsPerPhase: baselineEventsPerPhase },
   };
-  if (resent) say(`${resent} requests answered 503 (Temporal busy) were sent again`);
+  if (resent + http.resent()) say(`${http.resent()} API requests answered 503 and ${resent} Temporal calls refused as busy were made again`);
   if (opts.json) await writeFile(opts.json, `${JSON.stringify(figures, null, 2)}\n`);
   else console.log(table([figures]));
   say('stopping');

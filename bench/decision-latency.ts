@@ -5,37 +5,26 @@
 import { randomUUID } from 'node:crypto';
 import { and, eq } from 'drizzle-orm';
 import { runEvents } from '../db/schema.ts';
-import { numberArg, percentiles, pool, startBenchStack } from './stack.ts';
+import { apiClient, numberArg, pendingSpecGate, percentiles, pool, startBenchStack } from './stack.ts';
 
 const decisions = numberArg('decisions', 50);
 const concurrency = numberArg('concurrency', 5);
 const backendArg = process.argv.indexOf('--backend');
 const backend = backendArg > 0 ? process.argv[backendArg + 1]! : 'scripted';
 const stack = await startBenchStack({ withApi: true });
-const api = async <T = unknown>(method: string, path: string, body?: unknown): Promise<T> => {
-  const response = await fetch(`${stack.apiUrl}${path}`, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
-  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
-  return (await response.json()) as T;
-};
+const api = apiClient(stack.apiUrl!);
 
 async function oneDecision(): Promise<number> {
   const runId = randomUUID();
-  await api('POST', '/v1/runs', { runId, requirementsMd: '# bench\n', repoPath: stack.repo, baseBranch: 'main', backend });
-  let approvalId: string | undefined;
-  while (!approvalId) {
-    const pending = (await api<{ approvals: { id: string; state: string; gateKey: string }[] }>('GET', `/v1/runs/${runId}/approvals`)).approvals.filter((a) => a.state === 'pending');
-    const other = pending.find((a) => a.gateKey !== 'spec_approved');
-    if (other) throw new Error(`run ${runId} stopped at human gate ${other.gateKey}`);
-    approvalId = pending[0]?.id;
-    if (!approvalId) await new Promise((r) => setTimeout(r, 20));
-  }
+  await api.call('POST', '/v1/runs', { runId, requirementsMd: '# bench\n', repoPath: stack.repo, baseBranch: 'main', backend });
+  const approvalId = await pendingSpecGate(api, runId, 20);
   const posted = Date.now();
-  await api('POST', `/v1/runs/${runId}/approvals/${approvalId}`, { action: 'approve', clientToken: 'bench' });
+  await api.call('POST', `/v1/runs/${runId}/approvals/${approvalId}`, { action: 'approve', clientToken: 'bench' });
   for (;;) {
     const rows = await stack.db.select().from(runEvents).where(and(eq(runEvents.runId, runId), eq(runEvents.type, 'phase.started')));
     const next = rows.find((r) => (r.payload as { phaseKey?: string }).phaseKey === 'implement');
     if (next) {
-      await api('POST', `/v1/runs/${runId}/abort`, { clientToken: 'bench-done' });
+      await api.call('POST', `/v1/runs/${runId}/abort`, { clientToken: 'bench-done' });
       return next.createdAt.getTime() - posted;
     }
     await new Promise((r) => setTimeout(r, 10));

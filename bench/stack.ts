@@ -165,6 +165,39 @@ export async function startBenchStack(options: { withApi?: boolean; temporalAddr
   return { db: database.db, client, nativeConnection, temporalAddress: temporal.address, taskQueue, workspaceRoot, repo, apiUrl, drivers, hostId: 'bench', workerPid, stop: stopStarted };
 }
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** devflow's HTTP API as a client uses it; a 503 ("send it again": Temporal busy or restarting) is sent again. */
+export function apiClient(baseUrl: string) {
+  let resent = 0;
+  const call = async <T = unknown>(method: string, route: string, body?: unknown): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      const response = await fetch(`${baseUrl}${route}`, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
+      // Starts and decisions are idempotent, so sending one again is safe.
+      if (response.status === 503 && attempt < 20) {
+        resent += 1;
+        await response.body?.cancel();
+        await sleep(100 * attempt);
+        continue;
+      }
+      if (!response.ok) throw new Error(`${method} ${route}: ${response.status} ${await response.text()}`);
+      return (await response.json()) as T;
+    }
+  };
+  return { call, resent: () => resent };
+}
+
+/** The id of a run's pending spec gate, polled through the API as a person's client would; another gate is an error. */
+export async function pendingSpecGate(api: ReturnType<typeof apiClient>, runId: string, pollMs: number): Promise<string> {
+  for (;;) {
+    const pending = (await api.call<{ approvals: { id: string; state: string; gateKey: string }[] }>('GET', `/v1/runs/${runId}/approvals`)).approvals.filter((a) => a.state === 'pending');
+    const other = pending.find((a) => a.gateKey !== 'spec_approved');
+    if (other) throw new Error(`run ${runId} stopped at gate ${other.gateKey}`);
+    if (pending[0]) return pending[0].id;
+    await sleep(pollMs);
+  }
+}
+
 /** Runs `work` `total` times, `concurrency` at a time. */
 export async function pool<T>(total: number, concurrency: number, work: () => Promise<T>): Promise<T[]> {
   const results: T[] = [];
