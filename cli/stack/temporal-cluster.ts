@@ -23,6 +23,7 @@ import { waitFor } from '../../lib/wait.ts';
 import { commandLine, isAlive, readPidFiles, removePidFile, writePidFile } from './pid-files.ts';
 import type { PartExit } from './supervisor.ts';
 import { temporalCacheDir } from './temporal-cli.ts';
+import { TEMPORAL_LATENCY_CONFIG } from './temporal-server.ts';
 
 export const TEMPORAL_SERVER_VERSION = 'v1.29.1';
 const SERVER_PACKAGE = `go.temporal.io/server/cmd/server@${TEMPORAL_SERVER_VERSION}`;
@@ -345,6 +346,8 @@ function serverConfig(dir: string, target: DatabaseTarget, databases: { main: st
 const DYNAMIC_CONFIG = {
   // 10 per frontend by default, which `temporal workflow list` and a Web UI pointed here soon reach.
   'frontend.namespaceRPS.visibility': [{ value: 100 }],
+  // The history service's queue reads, as on the dev server (see TEMPORAL_LATENCY_CONFIG).
+  ...Object.fromEntries(Object.entries(TEMPORAL_LATENCY_CONFIG).map(([key, value]) => [key, [{ value }]])),
 };
 
 async function writeConfig(dir: string, config: Record<string, unknown>): Promise<void> {
