@@ -46,6 +46,7 @@ const envSchema = z
     DEVFLOW_TASK_QUEUE: z.string().trim().min(1).default('devflow-runs'),
     DEVFLOW_MAX_CONCURRENT_RUNS: z.coerce.number().int().min(1).default(20),
     DEVFLOW_MAX_RUNS_PER_REPO: z.coerce.number().int().min(0).default(0),
+    DEVFLOW_WORKFLOW_CACHE: z.coerce.number().int().min(2, 'at least 2').optional(),
     TEMPORAL_CLI_PATH: optionalText,
     DEVFLOW_HOST_ID: z.string().trim().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, dash, underscore').optional(),
     DEVFLOW_AGENT_PRESET: z.enum(['claude-code', 'codex']).default('claude-code'),
@@ -136,6 +137,12 @@ export interface DevflowConfig {
   maxConcurrentRuns: number;
   /** Active runs allowed on one repository; 0: no limit of its own. */
   maxRunsPerRepo: number;
+  /**
+   * Run workflows a worker keeps in memory; unset: the SDK's default, sized by the heap (~900
+   * here). Past it, the least recently active (runs parked at a gate) are dropped and replayed
+   * from their history when something next happens to them.
+   */
+  workflowCacheSize: number | undefined;
   logLevel: string;
 }
 
@@ -196,6 +203,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): DevflowConf
     webhooks: { urls: env.DEVFLOW_WEBHOOK_URLS, secret: env.DEVFLOW_WEBHOOK_SECRET, attempts: env.DEVFLOW_WEBHOOK_ATTEMPTS },
     maxConcurrentRuns: env.DEVFLOW_MAX_CONCURRENT_RUNS,
     maxRunsPerRepo: env.DEVFLOW_MAX_RUNS_PER_REPO,
+    workflowCacheSize: env.DEVFLOW_WORKFLOW_CACHE,
     logLevel: env.DEVFLOW_LOG_LEVEL,
   };
 }

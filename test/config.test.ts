@@ -46,6 +46,7 @@ describe('configuration', () => {
       DEVFLOW_WEBHOOK_SECRET: 'shh',
       DEVFLOW_WEBHOOK_ATTEMPTS: '3',
       DEVFLOW_MAX_ARTIFACT_BYTES: '65536',
+      DEVFLOW_WORKFLOW_CACHE: '40',
     });
     expect(config).toMatchObject({
       home: '/srv/devflow',
@@ -58,6 +59,7 @@ describe('configuration', () => {
       maxRunsPerRepo: 1,
       reconcileIntervalMs: 2000,
       maxArtifactBytes: 65536,
+      workflowCacheSize: 40,
       webhooks: { urls: ['https://hooks.example.com/devflow', 'http://127.0.0.1:9000/in'], secret: 'shh', attempts: 3 },
     });
     expect(resolvedServices(config)).toEqual({ databaseUrl: 'postgres://u:p@db:5432/x', temporalAddress: 'temporal:7233' });
@@ -74,6 +76,7 @@ describe('configuration', () => {
     ['DEVFLOW_LOG_LEVEL', 'loud'],
     ['DEVFLOW_MAX_ARTIFACT_BYTES', '100'],
     ['DEVFLOW_MAX_ARTIFACT_BYTES', '4MB'],
+    ['DEVFLOW_WORKFLOW_CACHE', '1'],
   ])('a bad %s (%s) is refused with the variable named', (variable, value) => {
     expect(() => loadConfig({ [variable]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [variable]: value })).toThrow(new RegExp(`${variable}: .*\\(got "${value.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}"\\)`));

@@ -81,7 +81,7 @@ await runMain('worker', async () => {
   const deps = { db: database.db, drivers: sessions.trackedDrivers(), workspaceRoot: config.workspaceRoot, hostId: config.hostId, hostQueue, webhooks: config.webhooks, hungProbes: config.probes.hung, probeIntervalMs: config.probes.intervalMs, maxArtifactBytes: config.maxArtifactBytes,
     // A schedule's fire starts its run here, with the same limits the API applies.
     starts: { client, taskQueue: config.taskQueue, maxConcurrentRuns: config.maxConcurrentRuns, maxRunsPerRepo: config.maxRunsPerRepo, definitions: registered, configuredAgent: config.agentPreset } };
-  const workers = await createDevflowWorkers({ connection, namespace: config.temporal.namespace, taskQueue: config.taskQueue, deps });
+  const workers = await createDevflowWorkers({ connection, namespace: config.temporal.namespace, taskQueue: config.taskQueue, deps, maxCachedWorkflows: config.workflowCacheSize });
   // Runs whose workflow is gone or closed are settled; agents of ended runs on this host disposed.
   const reconciler = startReconciler(new Reconciler({ db: database.db, client, hostId: config.hostId, finalize: createFinalizeActivities(deps), log }), config.reconcileIntervalMs, log);
   // A gate that opens and a run that ends are POSTed to the configured webhooks (by a workflow per run).

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities/index.ts';
+import { bundleWorkflowsApart } from './bundle.ts';
 
 export const WORKFLOWS_PATH = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'workflows', 'index.ts');
 
@@ -12,10 +13,12 @@ export interface DevflowWorkerOptions {
   taskQueue: string;
   /** deps.hostQueue is this host's queue: activities that touch its files and tmux server. */
   deps: ActivityDeps;
-  /** A prebuilt bundle (tests build one per file); otherwise the workflows are bundled here. */
+  /** A prebuilt bundle (tests build one per file); otherwise the workflows are bundled in a child process. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   identity?: string;
   shutdownGraceTime?: WorkerOptions['shutdownGraceTime'];
+  /** Run workflows kept in memory (DEVFLOW_WORKFLOW_CACHE); unset: the SDK's default, sized by the heap (~900 here). */
+  maxCachedWorkflows?: number;
 }
 
 export interface DevflowWorkers {
@@ -39,7 +42,8 @@ export async function createDevflowWorkers(options: DevflowWorkerOptions): Promi
   const runs = await Worker.create({
     ...common,
     taskQueue: options.taskQueue,
-    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    ...(options.maxCachedWorkflows ? { maxCachedWorkflows: options.maxCachedWorkflows } : {}),
+    workflowBundle: options.workflowBundle ?? (await bundleWorkflowsApart(WORKFLOWS_PATH)),
   });
   const host = await Worker.create({ ...common, taskQueue: options.deps.hostQueue });
   const workers = [runs, host];
