@@ -1,7 +1,7 @@
 // A private devflow stack for a benchmark: embedded Postgres, the Temporal dev server, a worker
 // (scripted or real agents in tmux, the real ones on a playback model; or fake sessions) and, on request, the HTTP API on a free port.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, openSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { buildApi } from '../api/server.ts';
+import { startDevflowProcess } from '../cli/stack/child-process.ts';
 import { startEmbeddedPostgres } from '../cli/stack/postgres.ts';
 import { resolveTemporalCli } from '../cli/stack/temporal-cli.ts';
 import { startTemporalDevServer } from '../cli/stack/temporal-server.ts';
@@ -75,20 +76,6 @@ export function rssMbOf(pid: number): number {
   return Math.round(Number(line.split(/\s+/)[1]) / 1024);
 }
 
-/**
- * `npm run worker` as its own process (the worker a host runs, with its session manager and
- * reconciler), so its memory can be measured apart; resolves once it polls.
- */
-async function spawnWorker(env: Record<string, string>, logFile: string): Promise<ChildProcess> {
-  const log = openSync(logFile, 'a');
-  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', log, log, 'ipc'] });
-  await new Promise<void>((resolve, reject) => {
-    child.on('message', (m: { type?: string }) => m?.type === 'ready' && resolve());
-    child.once('exit', (code) => reject(new Error(`the worker exited (${code}) before it polled; see ${logFile}`)));
-  });
-  return child;
-}
-
 export async function startBenchStack(options: { withApi?: boolean; temporalAddress?: string; workerProcess?: boolean } = {}) {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   const home = await mkdtemp(path.join(os.tmpdir(), 'devflow-bench-'));
@@ -122,18 +109,16 @@ export async function startBenchStack(options: { withApi?: boolean; temporalAddr
   track('the worker connection', () => nativeConnection.close());
   let workerPid: number | undefined;
   if (options.workerProcess) {
-    // DEVFLOW_HOME gives it this stack's tmux socket (<home>/tmux.sock) and workspace (<home>/ws).
-    const child = await spawnWorker(
-      { DEVFLOW_HOME: home, DEVFLOW_WORKSPACE_ROOT: workspaceRoot, DEVFLOW_HOST_ID: 'bench', DEVFLOW_TASK_QUEUE: taskQueue, DATABASE_URL: postgres.url, TEMPORAL_ADDRESS: temporal.address, DEVFLOW_LOG_LEVEL: 'warn' },
-      path.join(home, 'worker.log'),
-    );
-    workerPid = child.pid;
-    track('the worker', async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
+    // `npm run worker` as devflow up runs it (with its session manager and reconciler), so its
+    // memory is measured apart. DEVFLOW_HOME gives it this stack's tmux socket (<home>/tmux.sock).
+    const worker = await startDevflowProcess({
+      name: 'the worker',
+      entry: path.join(ROOT, 'worker', 'main.ts'),
+      env: { ...process.env, DEVFLOW_HOME: home, DEVFLOW_WORKSPACE_ROOT: workspaceRoot, DEVFLOW_HOST_ID: 'bench', DEVFLOW_TASK_QUEUE: taskQueue, DATABASE_URL: postgres.url, TEMPORAL_ADDRESS: temporal.address, DEVFLOW_LOG_LEVEL: 'warn' },
+      logFile: path.join(home, 'worker.log'),
     });
+    workerPid = worker.pid;
+    track('the worker', worker.stop);
   } else {
     const workers = await createDevflowWorkers({
       connection: nativeConnection,

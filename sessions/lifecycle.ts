@@ -3,7 +3,6 @@
 // it, keep its transcript and usage, close it when its run ends. Each step is a recorded state
 // transition of the session machine, so a retry continues from the state the row is in.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isRealAgent } from './agent-cli.ts';
 import { and, eq, ne, sql } from 'drizzle-orm';
 import type { Database, Executor } from '../db/client.ts';
 import { appendEvent, findEventByKey } from '../db/events.ts';
@@ -14,6 +13,7 @@ import { transitionRun, transitionSession, type TuiSession } from '../db/transit
 import { DevflowError, isDevflowError } from '../lib/errors.ts';
 import { sessionKeys } from '../lib/keys.ts';
 import { storable } from '../lib/text.ts';
+import { isRealAgent } from './agent-cli.ts';
 import { classifyProbe, type LaunchOptions, type ProbeClassification, type ProbeResult, type SessionDrivers, type SessionTarget, type StartedSession } from './driver.ts';
 
 /** What the session lifecycle needs: the database, this host's drivers, and test hooks. */
@@ -114,10 +114,10 @@ export async function markProcessLost(db: Database, session: TuiSession, seen: P
 export const AGENT_START_TRIES = 3;
 const AGENT_START_PAUSE_MS = 2_000;
 
-/** The session steps, bound to a context. */
 /** How long a real agent that is still finishing its turn is given before the end of its run disposes it. */
 const FINISH_TURN_MS = 10_000;
 
+/** The session steps, bound to a context. */
 export function sessionLifecycle(deps: SessionContext) {
   const { db } = deps;
 

@@ -49,21 +49,13 @@ export default async function setup(project: TestProject) {
   // DEVFLOW_TEST_TEMPORAL_ADDRESS runs the suite (or a file of it) on a Temporal it did not start,
   // such as the cluster of `npm run cluster`; otherwise a dev server of its own.
   const external = process.env.DEVFLOW_TEST_TEMPORAL_ADDRESS?.trim();
-  const temporal = external
-    ? await useExternalTemporal(external, say).catch(async (error) => {
-      await postgres.stop();
-      throw error;
-    })
-    : await startTemporalDevServer({
-      cliPath: cli.path,
-      port: temporalPort!,
-      uiPort: 0,
-      namespace: 'default',
-      headless: true,
-    }).catch(async (error) => {
-      await postgres.stop();
-      throw error;
-    });
+  const temporal = await (external
+    ? useExternalTemporal(external, say)
+    : startTemporalDevServer({ cliPath: cli.path, port: temporalPort!, uiPort: 0, namespace: 'default', headless: true })
+  ).catch(async (error) => {
+    await postgres.stop();
+    throw error;
+  });
 
   const database = connectDatabase(postgres.url, { max: 2 });
   await prepareDatabase(database);

@@ -9,6 +9,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
+// Resolved from here, not from the working directory, which may be any folder `devflow` runs in.
+const TSX_LOADER = import.meta.resolve('tsx');
 
 /** Bundles the workflows at `workflowsPath` in a child process and returns the code; fails with the child's output. */
 export async function bundleWorkflowsApart(workflowsPath: string): Promise<WorkflowBundle> {
@@ -16,7 +18,7 @@ export async function bundleWorkflowsApart(workflowsPath: string): Promise<Workf
   const file = path.join(dir, 'workflows.js');
   try {
     await new Promise<void>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', THIS_FILE, workflowsPath, file], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, ['--import', TSX_LOADER, THIS_FILE, workflowsPath, file], { stdio: ['ignore', 'pipe', 'pipe'] });
       let text = '';
       child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
       child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()));
