@@ -3,6 +3,7 @@
 // when it fires, whether it is paused, and fires it.
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type ScheduleDescription } from '@temporalio/client';
 import { and, desc, eq, isNull } from 'drizzle-orm';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import { scheduleFires, schedules } from '../db/schema.ts';
 import { workflowIds } from '../lib/keys.ts';
@@ -25,6 +26,8 @@ type ScheduleRow = typeof schedules.$inferSelect;
 
 /** How many of a schedule's latest fires its description carries. */
 const FIRES_SHOWN = 20;
+/** How long a schedule's description waits before asking a busy or unreachable Temporal again. */
+const DESCRIBE_RETRY_MS = 250;
 
 export function registerScheduleRoutes(app: App, deps: RouteDeps): void {
   const { db, client } = deps;
@@ -36,15 +39,31 @@ export function registerScheduleRoutes(app: App, deps: RouteDeps): void {
     return row;
   }
 
+  /**
+   * What Temporal says of a schedule, asked again while it answers busy or not at all, for up to
+   * five seconds: its description, or that it has none (`missing`: deleted there) or could not say.
+   */
+  async function askTemporal(id: string): Promise<{ temporal: 'found'; description: ScheduleDescription } | { temporal: 'missing' | 'unreachable' }> {
+    const deadline = Date.now() + 5_000;
+    for (;;) {
+      try {
+        return { temporal: 'found', description: await deps.temporal.withDeadline(deadline, () => handleOf(id).describe()) };
+      } catch (error) {
+        if (error instanceof ScheduleNotFoundError) return { temporal: 'missing' };
+        if (!isUnavailable(error)) throw error;
+        if (Date.now() + DESCRIBE_RETRY_MS >= deadline) return { temporal: 'unreachable' };
+        await sleep(DESCRIBE_RETRY_MS);
+      }
+    }
+  }
+
   /** The row, what Temporal says of it (paused, next fires) and its latest fires. */
   async function describe(row: ScheduleRow) {
-    let temporal: ScheduleDescription | undefined;
-    try {
-      temporal = await deps.temporal.withDeadline(Date.now() + 5_000, () => handleOf(row.id).describe());
-    } catch (error) {
-      if (!(error instanceof ScheduleNotFoundError) && !isUnavailable(error)) throw error;
-    }
-    const fires = await db.select().from(scheduleFires).where(eq(scheduleFires.scheduleId, row.id)).orderBy(desc(scheduleFires.slot)).limit(FIRES_SHOWN);
+    const [asked, fires] = await Promise.all([
+      askTemporal(row.id),
+      db.select().from(scheduleFires).where(eq(scheduleFires.scheduleId, row.id)).orderBy(desc(scheduleFires.slot)).limit(FIRES_SHOWN),
+    ]);
+    const temporal = asked.temporal === 'found' ? asked.description : undefined;
     return {
       id: row.id,
       cron: row.spec.cron ?? null,
@@ -53,6 +72,7 @@ export function registerScheduleRoutes(app: App, deps: RouteDeps): void {
       catchupWindow: row.spec.catchupWindow ?? '5m',
       request: row.request,
       createdAt: row.createdAt,
+      temporal: asked.temporal,
       paused: temporal ? temporal.state.paused : null,
       note: temporal?.state.note || null,
       nextFires: temporal?.info.nextActionTimes ?? [],

@@ -17,6 +17,7 @@ interface Schedule {
   cron: string | null;
   every: string | null;
   overlap: string;
+  temporal: 'found' | 'missing' | 'unreachable';
   paused: boolean | null;
   note: string | null;
   nextFires: string[];
@@ -34,7 +35,9 @@ export interface CreateScheduleOptions extends RunRequestOptions {
 }
 
 const when = (s: Schedule) => (s.cron ? `cron "${s.cron}" (UTC)` : `every ${s.every}`);
-const state = (s: Schedule) => (s.paused === null ? 'unknown (Temporal unreachable)' : s.paused ? 'paused' : 'active');
+const STATE_UNKNOWN = { missing: 'not in Temporal (deleted there? delete it and create it again)', unreachable: 'unknown (Temporal unreachable)' };
+/** `paused` or `active` from Temporal; else why that is not known (`missing`, `unreachable` in a list). */
+const state = (s: Schedule, long = true) => (s.temporal === 'found' ? (s.paused ? 'paused' : 'active') : long ? STATE_UNKNOWN[s.temporal] : s.temporal);
 
 function describeFire(fire: Fire): string {
   return fire.outcome === 'started' ? `${fire.slot}  started run ${fire.runId}` : `${fire.slot}  skipped: ${fire.reasonCode}: ${fire.reason}`;
@@ -70,7 +73,7 @@ export async function createSchedule(api: DevflowApi, id: string, options: Creat
 export async function listSchedules(api: DevflowApi, say: Say): Promise<number> {
   const { schedules } = await api.get<{ schedules: Schedule[] }>('/v1/schedules');
   if (schedules.length === 0) say('no schedules');
-  for (const s of schedules) say(`${s.id.padEnd(24)}  ${state(s).padEnd(7)}  ${when(s).padEnd(28)}  next ${s.nextFires[0] ?? '-'}  ${s.fires[0] ? `last ${describeFire(s.fires[0])}` : ''}`.trimEnd());
+  for (const s of schedules) say(`${s.id.padEnd(24)}  ${state(s, false).padEnd(7)}  ${when(s).padEnd(28)}  next ${s.nextFires[0] ?? '-'}  ${s.fires[0] ? `last ${describeFire(s.fires[0])}` : ''}`.trimEnd());
   return EXIT.ok;
 }
 

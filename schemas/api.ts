@@ -241,7 +241,12 @@ export const scheduleSchema = z
     catchupWindow: z.string(),
     request: jsonObject,
     createdAt: z.date(),
-    /** From Temporal: null when it could not be asked. */
+    /**
+     * Whether Temporal has the schedule: `found`; `missing` when it was deleted there (delete it
+     * here and create it again); `unreachable` when Temporal did not answer within 5 s.
+     */
+    temporal: z.enum(['found', 'missing', 'unreachable']),
+    /** From Temporal: null unless `temporal` is `found`. */
     paused: z.boolean().nullable(),
     note: z.string().nullable(),
     nextFires: z.array(z.date()),

@@ -141,6 +141,25 @@ describe('schedules through the API', () => {
     await abortRun(holder.runId);
   });
 
+  it("says whether Temporal has the schedule: found, missing (deleted there) or unreachable", async () => {
+    expect((await create({ id: 'asked', cron: '0 0 29 2 *', paused: true, request: request() })).statusCode).toBe(201);
+    expect(await get('asked')).toMatchObject({ temporal: 'found', paused: true, nextFires: expect.arrayContaining([expect.stringMatching(/-02-29T00:00:00\.000Z$/)]) });
+
+    // Temporal not answering: it is asked again for 5 s, then the row is shown with what is not known.
+    const down = await buildApi({ db: h.db, pool: h.pool, temporal: Connection.lazy({ address: '127.0.0.1:1', connectTimeout: 500 }), namespace: 'default', taskQueue: h.taskQueue, maxConcurrentRuns: 1_000, maxRunsPerRepo: 1, workspaceRoot: h.workspaceRoot });
+    try {
+      const unanswered = await down.inject({ method: 'GET', url: '/v1/schedules/asked' });
+      expect(unanswered.statusCode).toBe(200);
+      expect(json(unanswered)).toMatchObject({ id: 'asked', temporal: 'unreachable', paused: null, nextFires: [] });
+    } finally {
+      await down.close();
+    }
+
+    await h.client.schedule.getHandle(workflowIds.schedule('asked')).delete();
+    expect(await get('asked')).toMatchObject({ temporal: 'missing', paused: null, note: null, nextFires: [] });
+    expect(json(await api.inject({ method: 'DELETE', url: '/v1/schedules/asked' })).deleted).toBe(true);
+  });
+
   it('one slot fired four times at once, by the worker and by another instance, makes one run and leaves nothing else', async () => {
     expect((await create({ id: 'raced', cron: '0 0 1 1 *', paused: true, request: request() })).statusCode).toBe(201);
     const slot = '2030-01-01T00:00:00.000Z';
