@@ -119,10 +119,8 @@ export function createPromptActivities(deps: ActivityDeps) {
         const recorded = prior.payload as { dedupKey: string; baseline?: FileSignature | null };
         return { dedupKey: recorded.dedupKey, baseline: recorded.baseline ?? null };
       }
-      await assertInsideWorktree(input.worktreePath, input.artifactPath);
-      const schema = await pinnedSchema(db, input.runId, input.schemaId);
-
-      let session = await loadSession(deps, input.sessionId);
+      const [, schema, loaded] = await Promise.all([assertInsideWorktree(input.worktreePath, input.artifactPath), pinnedSchema(db, input.runId, input.schemaId), loadSession(deps, input.sessionId)]);
+      let session = loaded;
       const driver = deps.drivers.forBackend(session.backend);
       // Its agent died since it started (killed, its tmux server gone), or a restart of it was cut
       // short: a lost agent, restarted with its conversation once (the second time a person looks),
@@ -145,9 +143,10 @@ export function createPromptActivities(deps: ActivityDeps) {
       }
 
       const intentKey = promptKeys.delivering(input.phaseId, input.attempt);
-      const intended = (await findEventByKey(db, intentKey))?.payload as { uuid: string; baseline: FileSignature | null; sessionId: string } | undefined;
+      const [intent, onDisk, instructions] = await Promise.all([findEventByKey(db, intentKey), signatureOf(input.worktreePath, input.artifactPath), quoteEarlierArtifacts(deps, input)]);
+      const intended = intent?.payload as { uuid: string; baseline: FileSignature | null; sessionId: string } | undefined;
       const uuid = intended?.uuid ?? randomUUID();
-      const baseline = intended ? intended.baseline : await signatureOf(input.worktreePath, input.artifactPath);
+      const baseline = intended ? intended.baseline : onDisk;
       const envelope = buildEnvelope({
         uuid,
         runId: input.runId,
@@ -156,7 +155,7 @@ export function createPromptActivities(deps: ActivityDeps) {
         attempt: input.attempt,
         expectedArtifact: input.artifactPath,
         expectedSchema: input.schemaId,
-        instructions: await quoteEarlierArtifacts(deps, input),
+        instructions,
       });
       if (!intended) {
         await appendEvent(db, {

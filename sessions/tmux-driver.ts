@@ -286,19 +286,26 @@ export class TmuxDriver implements SessionDriver {
     const buffer = `devflow-${t.sessionId}`;
     const real = this.preset.cli !== undefined;
     try {
-      const before = real ? await this.screen(t) : '';
       // Quoted artifacts and errors reach prompts: an ESC in them could end the bracketed paste
       // early and type the rest as keys. The agent reads every control character as `\xNN`.
-      await this.tmux.run(['load-buffer', '-b', buffer, '-'], printable(text));
+      const input = printable(text);
+      const load = ['load-buffer', '-b', buffer, '-'];
       // -p: bracketed paste when the agent asked for it; -r: newlines stay newlines.
-      await this.tmux.run(['paste-buffer', '-d', '-p', '-r', '-b', buffer, '-t', this.target(t)]);
-      // A real agent reads a paste in its own time: let it show before submitting.
-      const pasted = real ? await this.screenChange(t, before, 2_000) : '';
-      await this.tmux.run(['send-keys', '-t', this.target(t), ...this.preset.submitKeys]);
-      // A submit key that arrived while the paste was still being read is lost: press it again.
-      if (real && (await this.screenChange(t, pasted, 3_000)) === pasted) {
-        await this.tmux.run(['send-keys', '-t', this.target(t), ...this.preset.submitKeys]);
+      const paste = ['paste-buffer', '-d', '-p', '-r', '-b', buffer, '-t', this.target(t)];
+      const submit = ['send-keys', '-t', this.target(t), ...this.preset.submitKeys];
+      if (!real) {
+        // The scripted agent reads its input in order: load, paste and submit in one tmux call.
+        await this.tmux.run([...load, ';', ...paste, ';', ...submit], input);
+        return;
       }
+      const before = await this.screen(t);
+      await this.tmux.run(load, input);
+      await this.tmux.run(paste);
+      // A real agent reads a paste in its own time: let it show before submitting.
+      const pasted = await this.screenChange(t, before, 2_000);
+      await this.tmux.run(submit);
+      // A submit key that arrived while the paste was still being read is lost: press it again.
+      if ((await this.screenChange(t, pasted, 3_000)) === pasted) await this.tmux.run(submit);
     } catch (error) {
       throw new DevflowError({ code: 'prompt_send_failed', message: (error as Error).message });
     }
