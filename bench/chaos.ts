@@ -242,6 +242,14 @@ const startBody = (run: RunRecord, repoPath: string) => ({
   ...(run.agent === 'scripted' ? { backend: 'scripted' } : { agents: { spec_writer: run.agent, implementer: run.agent, reviewer: run.agent }, playback: true }),
 });
 
+/**
+ * Whether decisions wait: once every run has started and faults are still to come, the last runs
+ * wait at their gates (as a slow person would), so each fault still finds runs going on.
+ */
+let decisionsHeld: (run: RunRecord) => boolean = () => false;
+/** Runs a fault to their agents touched, while it waits for their next event: their decisions never wait. */
+const recovering = new Set<string>();
+
 async function drive(run: RunRecord, repoPath: string): Promise<void> {
   const startedAt = Date.now();
   const start = await send('POST', '/v1/runs', startBody(run, repoPath), startedAt + 120_000);
@@ -256,6 +264,7 @@ async function drive(run: RunRecord, repoPath: string): Promise<void> {
     if (read?.status !== 200) continue;
     run.state = read.json?.run?.state ?? run.state;
     if (run.state !== 'awaiting_approval' && run.state !== 'paused') continue;
+    if (decisionsHeld(run)) continue;
     const listed = await call('GET', `/v1/runs/${run.id}/approvals`);
     for (const approval of (listed?.json?.approvals ?? []).filter((a) => a.state === 'pending')) {
       await decide(run, approval);
@@ -339,10 +348,12 @@ async function killForRuns(kind: 'tmux' | 'agent', pid: number, target: string, 
   const before = (await lastSeqs(runIds)) ?? new Map<string, number>();
   const at = Date.now();
   kill(pid);
+  for (const id of runIds) recovering.add(id);
   const recoveryMs = await timeUntil(at, async () => {
     const now = await lastSeqs(runIds);
     return now !== undefined && runIds.every((id) => TERMINAL.has(records.get(id)!.state) || (now.get(id) ?? 0) > (before.get(id) ?? 0));
   });
+  recovering.clear();
   return { kind, at, target: `${target}${await slowest(runIds, before, at)}`, recoveryMs };
 }
 
@@ -541,6 +552,14 @@ try {
   const stackViolations: Violation[] = [];
   let allDriven = false;
   void driving.then(() => (allDriven = true));
+  let faultsDone = false;
+  let heldSaid = false;
+  decisionsHeld = (run) => {
+    const held = queue.length === 0 && !faultsDone && !recovering.has(run.id);
+    if (held && !heldSaid) say('  every run started: the last ones wait at their gates until the faults are done');
+    heldSaid ||= held;
+    return held;
+  };
   for (const kind of plan) {
     await sleep(options.gapMs[0] + rng() * (options.gapMs[1] - options.gapMs[0]));
     if (up.exitCode !== null) throw new Error(`devflow up exited (${up.exitCode}) during the chaos:\n${upOutput.slice(-4000)}`);
@@ -562,6 +581,7 @@ try {
       stackViolations.push({ check: 'the stack recovers', detail: `${FAULT_LABELS[kind]} at ${new Date(fault.at).toISOString()}: not recovered within ${RECOVERY_BOUND_MS / 1000} s` });
     }
   }
+  faultsDone = true;
   await driving;
   if (up.exitCode !== null) throw new Error(`devflow up exited (${up.exitCode}) during the chaos:\n${upOutput.slice(-4000)}`);
 
