@@ -10,7 +10,7 @@
 // embedded in `temporal-sql-tool` (`--schema-name`), so no schema folder is needed either.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -355,13 +355,30 @@ async function writeConfig(dir: string, config: Record<string, unknown>): Promis
   const generated = '# Written by devflow (cli/stack/temporal-cluster.ts) at every start; edits are overwritten.\n';
   // It holds the database password.
   await writeFile(path.join(dir, 'config', `${CONFIG_ENV}.yaml`), generated + toYaml(config), { mode: 0o600 });
-  // Written once and then left alone: the services re-read it every 10 s, so it is the place to tune a running cluster.
+  await writeDynamicConfig(dir);
+}
+
+/**
+ * The dynamic config, written once and then left alone: the services re-read it every 10 s, so it
+ * is the place to tune a running cluster. A setting devflow has come to make since the file was
+ * written, and which the file does not name at all, is added at its end; what the file names stays.
+ */
+export async function writeDynamicConfig(dir: string): Promise<void> {
+  const file = path.join(dir, 'config', 'dynamicconfig', `${CONFIG_ENV}.yaml`);
   const tunable = '# Temporal dynamic config, written by devflow once; edit freely (re-read every 10 s).\n';
-  await writeFile(path.join(dir, 'config', 'dynamicconfig', `${CONFIG_ENV}.yaml`), tunable + toYaml(DYNAMIC_CONFIG), { flag: 'wx' }).catch(
-    (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EEXIST') throw error;
-    },
-  );
+  const existing = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (existing === undefined) {
+    await writeFile(file, tunable + toYaml(DYNAMIC_CONFIG));
+    return;
+  }
+  const named = new Set(existing.split('\n').map((line) => /^([^#\s][^:]*):/.exec(line)?.[1]?.trim()));
+  const missing = Object.fromEntries(Object.entries(DYNAMIC_CONFIG).filter(([key]) => !named.has(key)));
+  if (Object.keys(missing).length === 0) return;
+  const added = `# Added by devflow (settings it makes that this file did not name):\n${toYaml(missing)}`;
+  await writeFile(file, `${existing}${existing.endsWith('\n') ? '' : '\n'}${added}`);
 }
 
 // ---------------------------------------------------------------------------------------------
