@@ -26,6 +26,8 @@ type ScheduleRow = typeof schedules.$inferSelect;
 
 /** How many of a schedule's latest fires its description carries. */
 const FIRES_SHOWN = 20;
+/** How long a route waits for Temporal's answer. */
+const TEMPORAL_DEADLINE_MS = 5_000;
 /** How long a schedule's description waits before asking a busy or unreachable Temporal again. */
 const DESCRIBE_RETRY_MS = 250;
 
@@ -40,11 +42,11 @@ export function registerScheduleRoutes(app: App, deps: RouteDeps): void {
   }
 
   /**
-   * What Temporal says of a schedule, asked again while it answers busy or not at all, for up to
-   * five seconds: its description, or that it has none (`missing`: deleted there) or could not say.
+   * What Temporal says of a schedule, asked again while it answers busy or not at all, until the
+   * deadline: its description, or that it has none (`missing`: deleted there) or could not say.
    */
   async function askTemporal(id: string): Promise<{ temporal: 'found'; description: ScheduleDescription } | { temporal: 'missing' | 'unreachable' }> {
-    const deadline = Date.now() + 5_000;
+    const deadline = Date.now() + TEMPORAL_DEADLINE_MS;
     for (;;) {
       try {
         return { temporal: 'found', description: await deps.temporal.withDeadline(deadline, () => handleOf(id).describe()) };
@@ -83,7 +85,7 @@ export function registerScheduleRoutes(app: App, deps: RouteDeps): void {
   /** Asks Temporal, answering 503 when it cannot be reached and 404 when it lost the schedule. */
   async function inTemporal<T>(id: string, call: () => Promise<T>): Promise<T> {
     try {
-      return await deps.temporal.withDeadline(Date.now() + 5_000, call);
+      return await deps.temporal.withDeadline(Date.now() + TEMPORAL_DEADLINE_MS, call);
     } catch (error) {
       if (error instanceof ScheduleNotFoundError) throw new ApiError(404, 'schedule_not_found', `schedule ${id} is not in Temporal (deleted there?); delete it here and create it again`);
       if (isUnavailable(error)) throw new ApiError(503, 'temporal_unavailable', 'Temporal is unreachable; send the same request again');
