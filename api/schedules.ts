@@ -28,8 +28,27 @@ type ScheduleRow = typeof schedules.$inferSelect;
 const FIRES_SHOWN = 20;
 /** How long a route waits for Temporal's answer. */
 const TEMPORAL_DEADLINE_MS = 5_000;
-/** How long a schedule's description waits before asking a busy or unreachable Temporal again. */
-const DESCRIBE_RETRY_MS = 250;
+/**
+ * How long one try of a call that may be made again waits. A schedule's own workflow starts
+ * afresh (continues as new) every few thousand events; a describe asked of the run that is ending
+ * can go unanswered, and the same call a moment later reaches the new run.
+ */
+const TRY_DEADLINE_MS = 2_000;
+/** How long a route waits before asking a busy or unreachable Temporal again. */
+const RETRY_MS = 250;
+
+/**
+ * Whether the same call may pass a moment later: Temporal unreachable or busy, or a schedule's
+ * workflow not ready for it (FAILED_PRECONDITION, between one run and the next).
+ */
+const isTransient = (error: unknown): boolean => isUnavailable(error) || grpcCode(error) === 9;
+
+function grpcCode(error: unknown): number | undefined {
+  for (let e = error as { code?: unknown; cause?: unknown } | undefined; e; e = e.cause === e ? undefined : (e.cause as typeof e)) {
+    if (typeof e.code === 'number') return e.code;
+  }
+  return undefined;
+}
 
 export function registerScheduleRoutes(app: App, deps: RouteDeps): void {
   const { db, client } = deps;
@@ -46,15 +65,27 @@ export function registerScheduleRoutes(app: App, deps: RouteDeps): void {
    * deadline: its description, or that it has none (`missing`: deleted there) or could not say.
    */
   async function askTemporal(id: string): Promise<{ temporal: 'found'; description: ScheduleDescription } | { temporal: 'missing' | 'unreachable' }> {
+    try {
+      return { temporal: 'found', description: await untilAnswered(() => handleOf(id).describe()) };
+    } catch (error) {
+      if (error instanceof ScheduleNotFoundError) return { temporal: 'missing' };
+      if (isTransient(error)) return { temporal: 'unreachable' };
+      throw error;
+    }
+  }
+
+  /**
+   * A call that may be made twice (a describe, a pause, a delete), asked again while Temporal
+   * answers that it may pass later, each try within its own deadline, until the route's.
+   */
+  async function untilAnswered<T>(call: () => Promise<T>): Promise<T> {
     const deadline = Date.now() + TEMPORAL_DEADLINE_MS;
     for (;;) {
       try {
-        return { temporal: 'found', description: await deps.temporal.withDeadline(deadline, () => handleOf(id).describe()) };
+        return await deps.temporal.withDeadline(Math.min(deadline, Date.now() + TRY_DEADLINE_MS), call);
       } catch (error) {
-        if (error instanceof ScheduleNotFoundError) return { temporal: 'missing' };
-        if (!isUnavailable(error)) throw error;
-        if (Date.now() + DESCRIBE_RETRY_MS >= deadline) return { temporal: 'unreachable' };
-        await sleep(DESCRIBE_RETRY_MS);
+        if (!isTransient(error) || Date.now() + RETRY_MS >= deadline) throw error;
+        await sleep(RETRY_MS);
       }
     }
   }
@@ -82,13 +113,16 @@ export function registerScheduleRoutes(app: App, deps: RouteDeps): void {
     };
   }
 
-  /** Asks Temporal, answering 503 when it cannot be reached and 404 when it lost the schedule. */
-  async function inTemporal<T>(id: string, call: () => Promise<T>): Promise<T> {
+  /**
+   * Asks Temporal, answering 503 when it cannot be reached and 404 when it lost the schedule. A call
+   * that may be made twice is asked again while Temporal is busy; a fire (`once`) is asked once.
+   */
+  async function inTemporal<T>(id: string, call: () => Promise<T>, tries: 'again' | 'once' = 'again'): Promise<T> {
     try {
-      return await deps.temporal.withDeadline(Date.now() + TEMPORAL_DEADLINE_MS, call);
+      return await (tries === 'again' ? untilAnswered(call) : deps.temporal.withDeadline(Date.now() + TEMPORAL_DEADLINE_MS, call));
     } catch (error) {
       if (error instanceof ScheduleNotFoundError) throw new ApiError(404, 'schedule_not_found', `schedule ${id} is not in Temporal (deleted there?); delete it here and create it again`);
-      if (isUnavailable(error)) throw new ApiError(503, 'temporal_unavailable', 'Temporal is unreachable; send the same request again');
+      if (isTransient(error)) throw new ApiError(503, 'temporal_unavailable', 'Temporal is unreachable or busy; send the same request again');
       throw error;
     }
   }
@@ -157,7 +191,7 @@ export function registerScheduleRoutes(app: App, deps: RouteDeps): void {
   }, async (request, reply) => {
     const row = await scheduleOr404(request.params.scheduleId);
     // Temporal's own overlap rule lets every fire through: devflow's (skip or allow) is applied, and recorded, by the fire.
-    await inTemporal(row.id, () => handleOf(row.id).trigger(ScheduleOverlapPolicy.ALLOW_ALL));
+    await inTemporal(row.id, () => handleOf(row.id).trigger(ScheduleOverlapPolicy.ALLOW_ALL), 'once');
     return reply.code(202).send({ id: row.id, triggered: true as const });
   });
 }

@@ -1,7 +1,7 @@
 // The thin HTTP API (SPEC section 9): it validates, starts workflows, records decisions and
 // signals them, and reads Postgres. It never drives tmux and never runs phase logic.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import swagger from '@fastify/swagger';
 import { Client, type Connection } from '@temporalio/client';
 import {
@@ -121,7 +121,7 @@ async function temporalReachable(temporal: Connection, namespace: string): Promi
 }
 
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: deps.logger as FastifyBaseLogger | undefined, disableRequestLogging: true, frameworkErrors: frameworkError }).withTypeProvider<ZodTypeProvider>();
+  const app = Fastify({ loggerInstance: deps.logger as FastifyBaseLogger | undefined, logController: new LogController({ disableRequestLogging: true }), frameworkErrors: frameworkError }).withTypeProvider<ZodTypeProvider>();
   const tokenDigest = deps.token ? digest(`Bearer ${deps.token}`) : undefined;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

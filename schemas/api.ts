@@ -209,6 +209,18 @@ export type ScheduledRunRequest = z.infer<typeof scheduledRunRequest>;
 const duration = z.string().regex(/^[1-9][0-9]*(s|m|h|d)$/, 'a whole number and s, m, h or d, e.g. 15m');
 export const SCHEDULE_OVERLAPS = ['skip', 'allow'] as const;
 
+/** Temporal refuses a pause or resume note over this many bytes of UTF-8. */
+const SCHEDULE_NOTE_BYTES = 1_000;
+/**
+ * A schedule's note, which Temporal keeps: any text but half a surrogate pair (its gRPC calls cannot
+ * carry one), at most 500 characters and at most Temporal's 1,000 bytes (500 CJK characters are 1,500).
+ */
+const scheduleNote = z
+  .string()
+  .max(500)
+  .refine(wellFormed, UNPAIRED)
+  .refine((text) => Buffer.byteLength(text) <= SCHEDULE_NOTE_BYTES, `at most ${SCHEDULE_NOTE_BYTES} bytes of UTF-8 (Temporal's limit)`);
+
 export const createScheduleBody = z
   .object({
     id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes, at most 63'),
@@ -220,8 +232,7 @@ export const createScheduleBody = z
     /** Fires missed while Temporal was down are made up only within this window (default 5m). */
     catchupWindow: duration.default('5m'),
     paused: z.boolean().default(false),
-    /** Temporal keeps it: any text but half a surrogate pair, which its gRPC calls cannot carry. */
-    note: z.string().max(500).refine(wellFormed, UNPAIRED).optional(),
+    note: scheduleNote.optional(),
     request: scheduledRunRequest,
   })
   .strict()
@@ -229,7 +240,7 @@ export const createScheduleBody = z
 export type CreateScheduleBody = z.infer<typeof createScheduleBody>;
 
 export const scheduleParams = z.object({ scheduleId: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a schedule id') });
-export const scheduleNoteBody = z.object({ note: z.string().max(500).refine(wellFormed, UNPAIRED).optional() }).strict().default({});
+export const scheduleNoteBody = z.object({ note: scheduleNote.optional() }).strict().default({});
 
 export const scheduleFireSchema = createSelectSchema(scheduleFires).meta({ id: 'ScheduleFire' });
 export const scheduleSchema = z

@@ -28,6 +28,7 @@ import { prepareDatabase } from '../db/prepare.ts';
 import { createRun } from '../db/runs.ts';
 import { approvalRequests, artifacts, runEvents, runPhases, runs, schedules, tuiSessions, tuiTranscripts } from '../db/schema.ts';
 import { RUN_STATES } from '../db/state-machines.ts';
+import { createLogger } from '../lib/logger.ts';
 import { workflowIds } from '../lib/keys.ts';
 import { waitFor } from '../lib/wait.ts';
 import { createScheduleBody } from '../schemas/api.ts';
@@ -48,6 +49,8 @@ const apps: FastifyInstance[] = [];
 let tables: string[] = [];
 let baseline: Record<string, number> = {};
 const sent = new Map<string, number>();
+/** What the API logged as an error: a 500's cause, shown with the request that met it. */
+const apiErrors: string[] = [];
 
 /** What the seeded database holds: ids a request can name, and what each answers. */
 const seed = {
@@ -186,6 +189,7 @@ beforeAll(async () => {
     workspaceRoot: path.join(h.root, 'fuzz-workspaces'),
     // Claude Code counts as installed and Codex not, without asking the host each time.
     findAgent: async (agent) => (agent === 'claude-code' ? { agent, path: '/bin/true', source: 'cache', version: 'test' } : undefined),
+    logger: createLogger('api-fuzz', 'error', { write: (line: string) => apiErrors.push(line) }),
   };
   api = await buildApi(deps);
   apps.push(api);
@@ -243,8 +247,10 @@ const shown = (value: unknown) => {
 async function send(request: Probe): Promise<LightMyRequestResponse> {
   sent.set(request.route, (sent.get(request.route) ?? 0) + 1);
   const { route: _route, payload, ...options } = request;
+  const logged = apiErrors.length;
   const response = await api.inject({ ...options, ...(payload === undefined ? {} : { payload: payload as string }) });
-  const what = `${request.method} ${shown(request.url)} ${shown(request.headers ?? {})} ${shown(payload)} → ${response.statusCode} ${shown(response.body)}`;
+  const cause = apiErrors.slice(logged).join('');
+  const what = `${request.method} ${shown(request.url)} ${shown(request.headers ?? {})} ${shown(payload)} → ${response.statusCode} ${shown(response.body)}${cause ? `; the API logged: ${cause}` : ''}`;
   // Rows are counted after every answer but a successful read (cheaper so; a write one made would
   // show at the next refusal), and the next request is judged against them, pass or fail.
   const before = baseline;
@@ -465,11 +471,12 @@ const farOff = fc.oneof(
   fc.constantFrom('0 0 29 2 *', '30 4 29 2 *', '59 23 29 2 *').map((cron) => ({ cron })),
   fc.integer({ min: 40_000, max: 100_000 }).chain((days) => fc.constantFrom(`${days}d`, `${days * 24}h`)).map((every) => ({ every })),
 );
-/** Notes Temporal keeps: NULs too, which it carries. */
-const noteRight = fc.oneof(fc.string({ unit: 'grapheme', maxLength: 60 }), fc.constantFrom('', 'a\u0000b', 'n'.repeat(500)));
+/** Notes Temporal keeps: NULs too, which it carries, and its whole 1,000 bytes. */
+const noteRight = fc.oneof(fc.string({ unit: 'grapheme', maxLength: 60 }), fc.constantFrom('', 'a\u0000b', 'n'.repeat(500), '€'.repeat(333) + 'n'));
 /** Text with half a surrogate pair in it. */
 const unpaired = fc.tuple(fc.string({ maxLength: 20 }), fc.constantFrom('\uD800', '\uDBFF', '\uDFFF'), fc.string({ maxLength: 20 })).map(([a, half, b]) => `${a}${half}${b}`);
-const noteWrong = fc.oneof(notA('string'), fc.constant('n'.repeat(501)), unpaired);
+/** Too long in characters, or in the bytes Temporal counts (400 characters, 1,200 bytes). */
+const noteWrong = fc.oneof(notA('string'), fc.constantFrom('n'.repeat(501), '€'.repeat(400)), unpaired);
 
 /** A body that would pass: a schedule that cannot fire during the suite, asking for a run on a real repository. */
 const validSchedule = (id: fc.Arbitrary<string>) =>
