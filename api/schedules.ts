@@ -29,9 +29,9 @@ const FIRES_SHOWN = 20;
 /** How long a route waits for Temporal's answer. */
 const TEMPORAL_DEADLINE_MS = 5_000;
 /**
- * How long one try of a call that may be made again waits. A schedule's own workflow starts
- * afresh (continues as new) every few thousand events; a describe asked of the run that is ending
- * can go unanswered, and the same call a moment later reaches the new run.
+ * How long one try of a call that may be made again waits. Now and then the dev server leaves one
+ * call unanswered for seconds (here, one describe of ~17,000 in a row waited out 5 s) while the
+ * same call a moment later is answered at once.
  */
 const TRY_DEADLINE_MS = 2_000;
 /** How long a route waits before asking a busy or unreachable Temporal again. */
@@ -39,7 +39,8 @@ const RETRY_MS = 250;
 
 /**
  * Whether the same call may pass a moment later: Temporal unreachable or busy, or a schedule's
- * workflow not ready for it (FAILED_PRECONDITION, between one run and the next).
+ * workflow not ready for it (FAILED_PRECONDITION: Temporal's "workflow not ready", a query that
+ * meets its workflow task failing or not yet scheduled).
  */
 const isTransient = (error: unknown): boolean => isUnavailable(error) || grpcCode(error) === 9;
 
