@@ -54,6 +54,8 @@ export interface Figures {
     postgresAutovacuums: number;
     /** The devflow worker process alone (`npm run worker`, as a host runs it). */
     workerRssMb: number;
+    /** The runs that worker keeps in memory (DEVFLOW_WORKFLOW_CACHE); null: the SDK's default, sized by the heap. */
+    workflowCache: number | null;
     /** The bench process: the HTTP API, the client and the baseline's worker. */
     benchRssMb: number;
     approveAllMs: number;
@@ -162,7 +164,7 @@ function table(results: Figures[]): string {
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const first = results[0]!;
   return [
-    `parked: ${first.parked.runs} runs for ${first.parked.minutes} min; devflow's scripted figures from its runs one at a time and five at a time (approved once the run has settled at its gate, as a person reading it would); throughput on the fake backend (approved as soon as the gate opens)`,
+    `parked: ${first.parked.runs} runs for ${first.parked.minutes} min; the worker keeps ${first.parked.workflowCache ?? "the SDK's default number of"} runs in memory (DEVFLOW_WORKFLOW_CACHE); devflow's scripted figures from its runs one at a time and five at a time (approved once the run has settled at its gate, as a person reading it would); throughput on the fake backend (approved as soon as the gate opens)`,
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
     ...body.map(line),
@@ -429,6 +431,7 @@ async function measureTarget(target: 'dev' | 'cluster'): Promise<void> {
       postgresWalBytes: after.walBytes,
       postgresAutovacuums: after.vacuums - before.vacuums,
       workerRssMb: workerRss,
+      workflowCache: process.env.DEVFLOW_WORKFLOW_CACHE ? Number(process.env.DEVFLOW_WORKFLOW_CACHE) : null,
       benchRssMb: benchRss,
       approveAllMs,
       baseline: { runs: sizes.parked, eventsWritten: after.baseline - before.baseline, approveAllMs: baselineApproveAll, workerRssMb: baselineRss },
