@@ -160,6 +160,40 @@ describe('schedules through the API', () => {
     expect(json(await api.inject({ method: 'DELETE', url: '/v1/schedules/asked' })).deleted).toBe(true);
   });
 
+  it('asks a busy Temporal again for a resume, and answers 503 to a fire it could not make: a second try could fire twice', async () => {
+    expect((await create({ id: 'blinking', cron: '0 0 29 2 *', paused: true, request: request() })).statusCode).toBe(201);
+    // Temporal as under load: its next `busy` calls are refused (RESOURCE_EXHAUSTED), then it answers as itself.
+    let busy = 0;
+    const blinking = new Proxy(temporal, {
+      get(target, key) {
+        if (key === 'withDeadline') {
+          return <R>(deadline: number, call: () => Promise<R>) =>
+            busy-- > 0 ? Promise.reject(Object.assign(new Error('8 RESOURCE_EXHAUSTED: namespace rate limit exceeded'), { code: 8 })) : target.withDeadline(deadline, call);
+        }
+        const value: unknown = Reflect.get(target, key, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const shaky = await buildApi({ db: h.db, pool: h.pool, temporal: blinking, namespace: 'default', taskQueue: h.taskQueue, maxConcurrentRuns: 1_000, maxRunsPerRepo: 1, workspaceRoot: h.workspaceRoot });
+    try {
+      busy = 2;
+      const resumed = await shaky.inject({ method: 'POST', url: '/v1/schedules/blinking/resume', payload: { note: 'after two refusals' } });
+      expect(resumed.statusCode, resumed.body).toBe(200);
+      expect(json(resumed)).toMatchObject({ temporal: 'found', paused: false, note: 'after two refusals' });
+      expect(busy).toBe(-2);
+
+      busy = 1;
+      const fired = await shaky.inject({ method: 'POST', url: '/v1/schedules/blinking/trigger' });
+      expect(fired.statusCode, fired.body).toBe(503);
+      expect(json(fired).error.code).toBe('temporal_unavailable');
+      expect(busy).toBe(0);
+    } finally {
+      await shaky.close();
+    }
+    expect(await get('blinking')).toMatchObject({ temporal: 'found', paused: false, fires: [] });
+    expect(json(await api.inject({ method: 'DELETE', url: '/v1/schedules/blinking' })).deleted).toBe(true);
+  });
+
   it('one slot fired four times at once, by the worker and by another instance, makes one run and leaves nothing else', async () => {
     expect((await create({ id: 'raced', cron: '0 0 1 1 *', paused: true, request: request() })).statusCode).toBe(201);
     const slot = '2030-01-01T00:00:00.000Z';
