@@ -1,8 +1,8 @@
 // The end of a run, as steps the workflow sequences on every terminal path: `endRun` (the
 // terminal state, closing what was still open), `closeSession` for each of its sessions (last
-// transcript and usage kept, agent disposed), `writeReport`. Each is keyed, so a retry after a
-// crash at any line ends in the same rows. `finalizeRun` does the three at once, for runs whose
-// history scheduled it before the steps were split.
+// transcript and usage kept, agent disposed), `writeReport`; from era 7 the last two are one
+// step, `closeRun`. Each is keyed, so a retry after a crash at any line ends in the same rows.
+// `finalizeRun` does the three at once, for runs whose history scheduled it before the split.
 import { and, eq, inArray } from 'drizzle-orm';
 import { closePendingApprovals } from '../db/approvals.ts';
 import { writeRunReport } from '../db/report.ts';
@@ -65,6 +65,14 @@ export function createFinalizeActivities(deps: ActivityDeps) {
 
   return {
     ...steps,
+    /**
+     * The host's part of a run's end in one step (era 7 on): each session closed, then the report.
+     * Both parts are keyed, so a retry ends in the same rows and the same report.
+     */
+    async closeRun(input: { runId: string; sessionIds: string[] }): Promise<{ reportPath: string }> {
+      for (const sessionId of input.sessionIds) await steps.closeSession({ sessionId });
+      return steps.writeReport({ runId: input.runId });
+    },
     /** The three steps at once (runs that scheduled it before they were split). */
     async finalizeRun(input: { runId: string; outcome: RunOutcome }): Promise<{ reportPath: string | null }> {
       const ended = await steps.endRun(input);

@@ -8,7 +8,7 @@ import { appendEvent, findEventByKey } from '../db/events.ts';
 import { artifacts, runPhases, runs, tuiSessions } from '../db/schema.ts';
 import { transitionPhase, transitionSession } from '../db/transitions.ts';
 import { DEFAULT_MAX_ARTIFACT_BYTES, makeFolderInside, readArtifact } from '../lib/artifact-files.ts';
-import { DevflowError } from '../lib/errors.ts';
+import { DevflowError, isDevflowError } from '../lib/errors.ts';
 import { phaseKeys, promptKeys, sessionKeys } from '../lib/keys.ts';
 import { pinnedSchema } from '../db/artifact-schemas.ts';
 import { PLACEHOLDER } from '../schemas/definitions.ts';
@@ -16,7 +16,7 @@ import type { Scenario } from '../sessions/scenarios.ts';
 import { checkpoint, type ActivityDeps } from './deps.ts';
 import { buildEnvelope, promptHeader, renderPrompt, type PromptKind, type Revision } from '../schemas/prompt.ts';
 import { fieldAt, signatureOf, type FileSignature } from './artifacts.ts';
-import { loadSession, sessionLifecycle, targetOf } from '../sessions/lifecycle.ts';
+import { loadSession, sessionLifecycle, targetOf, withSession } from '../sessions/lifecycle.ts';
 import type { SessionState } from '../db/state-machines.ts';
 
 
@@ -24,7 +24,10 @@ export interface SendPromptInput {
   runId: string;
   phaseId: string;
   phaseKey: string;
-  sessionId: string;
+  /** The session to prompt; unset when `agent` is given and the step readies the role's agent itself. */
+  sessionId?: string;
+  /** Ready (find, start or recover) the role's agent first, as ensureSession does: one step instead of two (era 7 on). */
+  agent?: { backend: string; cwd: string; playback?: boolean };
   roleId: string;
   attempt: number;
   kind: PromptKind;
@@ -93,7 +96,7 @@ const RESTARTING: readonly SessionState[] = ['CRASHED', 'RESUMING', 'REBOOTSTRAP
 
 export function createPromptActivities(deps: ActivityDeps) {
   const { db } = deps;
-  return {
+  const steps = {
     /** Enters `running` for this attempt (first try, repair or retry). */
     async beginAttempt(input: { phaseId: string; attempt: number; kind: PromptKind }): Promise<void> {
       await db.transaction(async (tx) => {
@@ -112,98 +115,118 @@ export function createPromptActivities(deps: ActivityDeps) {
      * looks for that prompt at the agent (its pane or its own log) before pasting it again. No
      * artifact is deleted: an earlier prompt, or this one, may be producing it.
      */
-    async sendPrompt(input: SendPromptInput): Promise<{ dedupKey: string; baseline: FileSignature | null }> {
+    async sendPrompt(input: SendPromptInput): Promise<{ dedupKey: string; baseline: FileSignature | null; sessionId: string }> {
       const promptKey = promptKeys.sent(input.phaseId, input.attempt);
       const prior = await findEventByKey(db, promptKey);
       if (prior) {
-        const recorded = prior.payload as { dedupKey: string; baseline?: FileSignature | null };
-        return { dedupKey: recorded.dedupKey, baseline: recorded.baseline ?? null };
+        const recorded = prior.payload as { dedupKey: string; baseline?: FileSignature | null; sessionId: string };
+        return { dedupKey: recorded.dedupKey, baseline: recorded.baseline ?? null, sessionId: recorded.sessionId };
       }
-      const [, schema, loaded] = await Promise.all([assertInsideWorktree(input.worktreePath, input.artifactPath), pinnedSchema(db, input.runId, input.schemaId), loadSession(deps, input.sessionId)]);
-      let session = loaded;
-      const driver = deps.drivers.forBackend(session.backend);
-      // Its agent died since it started (killed, its tmux server gone), or a restart of it was cut
-      // short: a lost agent, restarted with its conversation once (the second time a person looks),
-      // and then prompted. Only an agent that is there but refuses the prompt makes this step fail.
-      const lost = RESTARTING.includes(session.state) || (['READY', 'BUSY'].includes(session.state) && !(await driver.resume(targetOf(session))));
-      if (lost) {
-        await sessionLifecycle(deps).ensureSession({ runId: session.runId, roleId: session.roleId, backend: session.backend, cwd: session.cwd, playback: session.playback });
-        session = await loadSession(deps, input.sessionId);
+      const { agent } = input;
+      const ready = agent ? sessionLifecycle(deps).ensureSession({ runId: input.runId, roleId: input.roleId, ...agent }) : undefined;
+      const [, schema, sessionId] = await Promise.all([
+        assertInsideWorktree(input.worktreePath, input.artifactPath),
+        pinnedSchema(db, input.runId, input.schemaId),
+        ready ? ready.then((r) => r.sessionId) : input.sessionId!,
+      ]);
+      try {
+        return await deliver(input, schema, sessionId, ready !== undefined);
+      } catch (error) {
+        // The workflow learns from the failure which session this step readied: the gate is that session's.
+        if (!ready) throw error;
+        throw withSession(isDevflowError(error) ? error : new DevflowError({ code: 'prompt_send_failed', message: error instanceof Error ? error.message : String(error), cause: error }), sessionId);
       }
-      if (session.state === 'READY') {
-        const busyKey = sessionKeys.busy(session.id, input.phaseId, input.attempt);
-        session = (await transitionSession(db, {
-          sessionId: session.id,
-          to: 'BUSY',
-          event: { type: 'session.busy', idempotencyKey: session.processLostRecoveries > 0 ? `${busyKey}:restarted:${session.processLostRecoveries}` : busyKey, payload: { phaseKey: input.phaseKey } },
-        })).row;
-      }
-      if (session.state !== 'BUSY') {
-        throw new DevflowError({ code: 'internal_state_corruption', message: `cannot prompt session ${session.id} in state ${session.state}` });
-      }
-
-      const intentKey = promptKeys.delivering(input.phaseId, input.attempt);
-      const [intent, onDisk, instructions] = await Promise.all([findEventByKey(db, intentKey), signatureOf(input.worktreePath, input.artifactPath), quoteEarlierArtifacts(deps, input)]);
-      const intended = intent?.payload as { uuid: string; baseline: FileSignature | null; sessionId: string } | undefined;
-      const uuid = intended?.uuid ?? randomUUID();
-      const baseline = intended ? intended.baseline : onDisk;
-      const envelope = buildEnvelope({
-        uuid,
-        runId: input.runId,
-        roleId: input.roleId,
-        phaseKey: input.phaseKey,
-        attempt: input.attempt,
-        expectedArtifact: input.artifactPath,
-        expectedSchema: input.schemaId,
-        instructions,
-      });
-      if (!intended) {
-        await appendEvent(db, {
-          runId: input.runId,
-          phaseId: input.phaseId,
-          type: 'prompt.delivering',
-          idempotencyKey: intentKey,
-          payload: { phaseKey: input.phaseKey, uuid, dedupKey: envelope.dedupKey, baseline, sessionId: session.id },
-        });
-      }
-      const text = renderPrompt(envelope, {
-        kind: input.kind,
-        personaInstructions: input.personaInstructions,
-        jsonSchema: schema.definition,
-        ...(input.revision ? { revision: input.revision } : {}),
-        errors: input.errors,
-        scenario: input.scenario,
-        repairScenario: input.repairScenario,
-      });
-      // The same session was sent this prompt before a crash: it must not get it twice.
-      const delivered = intended?.sessionId === session.id && (await driver.received(targetOf(session), promptHeader(uuid)));
-      checkpoint(deps, 'sendPrompt:before-delivery');
-      if (!delivered) await driver.sendPrompt(targetOf(session), text);
-      checkpoint(deps, 'sendPrompt:delivered');
-
-      await db.transaction(async (tx) => {
-        await appendEvent(tx, {
-          runId: input.runId,
-          phaseId: input.phaseId,
-          type: input.kind === 'repair' ? 'prompt.repaired' : 'prompt.sent',
-          idempotencyKey: promptKey,
-          payload: { phaseKey: input.phaseKey, dedupKey: envelope.dedupKey, uuid: envelope.uuid, kind: input.kind, attempt: input.attempt, sessionId: session.id, errors: input.errors ?? [], baseline },
-        });
-        await transitionPhase(tx, {
-          phaseId: input.phaseId,
-          to: 'awaiting_artifact',
-          event: {
-            type: 'artifact.expected',
-            idempotencyKey: phaseKeys.awaitingArtifact(input.phaseId, input.attempt),
-            payload: { path: input.artifactPath, schemaId: input.schemaId, timeoutMs: input.timeoutMs },
-          },
-        });
-        await tx
-          .update(tuiSessions)
-          .set({ expectedArtifactPath: input.artifactPath, expectedSchema: input.schemaId, lastPromptHash: envelope.dedupKey, lastPromptAt: new Date() })
-          .where(eq(tuiSessions.id, session.id));
-      });
-      return { dedupKey: envelope.dedupKey, baseline };
     },
   };
+
+  /** The prompt to a ready session: recorded, pasted at most once, and the phase awaiting its artifact. */
+  async function deliver(input: SendPromptInput, schema: Awaited<ReturnType<typeof pinnedSchema>>, sessionId: string, readied: boolean): Promise<{ dedupKey: string; baseline: FileSignature | null; sessionId: string }> {
+    const promptKey = promptKeys.sent(input.phaseId, input.attempt);
+    let session = await loadSession(deps, sessionId);
+    const driver = deps.drivers.forBackend(session.backend);
+    // Its agent died since it started (killed, its tmux server gone), or a restart of it was cut
+    // short: a lost agent, restarted with its conversation once (the second time a person looks),
+    // and then prompted. Only an agent that is there but refuses the prompt makes this step fail.
+    // (An agent this step readied was just found there.)
+    const lost = RESTARTING.includes(session.state) || (!readied && ['READY', 'BUSY'].includes(session.state) && !(await driver.resume(targetOf(session))));
+    if (lost) {
+      await sessionLifecycle(deps).ensureSession({ runId: session.runId, roleId: session.roleId, backend: session.backend, cwd: session.cwd, playback: session.playback });
+      session = await loadSession(deps, sessionId);
+    }
+    if (session.state === 'READY') {
+      const busyKey = sessionKeys.busy(session.id, input.phaseId, input.attempt);
+      session = (await transitionSession(db, {
+        sessionId: session.id,
+        to: 'BUSY',
+        event: { type: 'session.busy', idempotencyKey: session.processLostRecoveries > 0 ? `${busyKey}:restarted:${session.processLostRecoveries}` : busyKey, payload: { phaseKey: input.phaseKey } },
+      })).row;
+    }
+    if (session.state !== 'BUSY') {
+      throw new DevflowError({ code: 'internal_state_corruption', message: `cannot prompt session ${session.id} in state ${session.state}` });
+    }
+
+    const intentKey = promptKeys.delivering(input.phaseId, input.attempt);
+    const [intent, onDisk, instructions] = await Promise.all([findEventByKey(db, intentKey), signatureOf(input.worktreePath, input.artifactPath), quoteEarlierArtifacts(deps, input)]);
+    const intended = intent?.payload as { uuid: string; baseline: FileSignature | null; sessionId: string } | undefined;
+    const uuid = intended?.uuid ?? randomUUID();
+    const baseline = intended ? intended.baseline : onDisk;
+    const envelope = buildEnvelope({
+      uuid,
+      runId: input.runId,
+      roleId: input.roleId,
+      phaseKey: input.phaseKey,
+      attempt: input.attempt,
+      expectedArtifact: input.artifactPath,
+      expectedSchema: input.schemaId,
+      instructions,
+    });
+    if (!intended) {
+      await appendEvent(db, {
+        runId: input.runId,
+        phaseId: input.phaseId,
+        type: 'prompt.delivering',
+        idempotencyKey: intentKey,
+        payload: { phaseKey: input.phaseKey, uuid, dedupKey: envelope.dedupKey, baseline, sessionId: session.id },
+      });
+    }
+    const text = renderPrompt(envelope, {
+      kind: input.kind,
+      personaInstructions: input.personaInstructions,
+      jsonSchema: schema.definition,
+      ...(input.revision ? { revision: input.revision } : {}),
+      errors: input.errors,
+      scenario: input.scenario,
+      repairScenario: input.repairScenario,
+    });
+    // The same session was sent this prompt before a crash: it must not get it twice.
+    const delivered = intended?.sessionId === session.id && (await driver.received(targetOf(session), promptHeader(uuid)));
+    checkpoint(deps, 'sendPrompt:before-delivery');
+    if (!delivered) await driver.sendPrompt(targetOf(session), text);
+    checkpoint(deps, 'sendPrompt:delivered');
+
+    await db.transaction(async (tx) => {
+      await appendEvent(tx, {
+        runId: input.runId,
+        phaseId: input.phaseId,
+        type: input.kind === 'repair' ? 'prompt.repaired' : 'prompt.sent',
+        idempotencyKey: promptKey,
+        payload: { phaseKey: input.phaseKey, dedupKey: envelope.dedupKey, uuid: envelope.uuid, kind: input.kind, attempt: input.attempt, sessionId: session.id, errors: input.errors ?? [], baseline },
+      });
+      await transitionPhase(tx, {
+        phaseId: input.phaseId,
+        to: 'awaiting_artifact',
+        event: {
+          type: 'artifact.expected',
+          idempotencyKey: phaseKeys.awaitingArtifact(input.phaseId, input.attempt),
+          payload: { path: input.artifactPath, schemaId: input.schemaId, timeoutMs: input.timeoutMs },
+        },
+      });
+      await tx
+        .update(tuiSessions)
+        .set({ expectedArtifactPath: input.artifactPath, expectedSchema: input.schemaId, lastPromptHash: envelope.dedupKey, lastPromptAt: new Date() })
+        .where(eq(tuiSessions.id, session.id));
+    });
+    return { dedupKey: envelope.dedupKey, baseline, sessionId: session.id };
+  }
+  return steps;
 }

@@ -62,7 +62,8 @@ export async function loadSession(deps: SessionContext, sessionId: string): Prom
   return session;
 }
 
-function withSession(error: DevflowError, sessionId: string): DevflowError {
+/** The same error, naming the session it happened to (so a gate can be that session's). */
+export function withSession(error: DevflowError, sessionId: string): DevflowError {
   return new DevflowError({ code: error.code, message: error.message, recoveryHint: error.recoveryHint, details: { ...error.details, sessionId }, cause: error.cause });
 }
 

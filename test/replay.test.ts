@@ -22,6 +22,8 @@ describe('recorded histories', () => {
       'era-5/review-loop', 'era-5/rounds-exhausted',
       'era-6/abort-while-awaiting-artifact', 'era-6/agent-restarted', 'era-6/agent-start-gate', 'era-6/cancelled-from-temporal', 'era-6/happy-path', 'era-6/human-gate-resolved',
       'era-6/review-loop', 'era-6/rounds-exhausted',
+      'era-7/abort-while-awaiting-artifact', 'era-7/agent-restarted', 'era-7/agent-start-gate', 'era-7/cancelled-from-temporal', 'era-7/happy-path', 'era-7/human-gate-resolved',
+      'era-7/review-loop', 'era-7/rounds-exhausted',
     ]);
     const workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quiet });
     const failures: string[] = [];

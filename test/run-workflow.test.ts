@@ -92,13 +92,15 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     expect(done.approvals).toMatchObject([{ gateKey: 'spec_approved', state: 'approved' }]);
     expect(done.decisions).toMatchObject([{ action: 'approve', comment: 'ship it', decidedBy: 'alice' }]);
     const session = ['session.created', 'session.bootstrapping', 'session.ready'];
+    // A phase starts, then its step readies the agent and prompts it; the implementer's was started at the spec gate.
+    const [started, ...prompted] = PHASE_EVENTS;
     expect(done.events).toEqual([
       'run.created', 'run.started',
-      ...session, ...PHASE_EVENTS,
+      started, ...session, ...prompted,
       'phase.awaiting_approval', 'session.waiting', 'run.awaiting_approval', 'approval.requested', ...session, 'approval.decided',
       'phase.completed', 'session.idle', 'run.resumed',
       ...PHASE_EVENTS, 'phase.completed', 'session.idle',
-      ...session, ...PHASE_EVENTS, 'phase.completed', 'session.idle',
+      started, ...session, ...prompted, 'phase.completed', 'session.idle',
       'run.completed', 'session.closed', 'session.closed', 'session.closed', 'report.written',
     ]);
     expectGapless(done.seqs);
@@ -293,7 +295,7 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     expect(snap.phases[0]).toMatchObject({ state: 'completed', attempts: 3 });
     expect(snap.sessions.filter((s) => s.roleId === 'spec_writer').map((s) => s.state)).toEqual(['FAILED_NEEDS_HUMAN', 'CLOSED']);
     expect(snap.approvals.map((a) => [a.gateKey, a.state])).toEqual([['artifact_invalid_after_repair', 'approved'], ['spec_approved', 'approved']]);
-    expectInOrder(snap.events, ['approval.decided', 'run.resumed', 'session.created', 'session.ready', 'phase.started', 'prompt.sent', 'artifact.validated']);
+    expectInOrder(snap.events, ['approval.decided', 'run.resumed', 'phase.started', 'session.created', 'session.ready', 'prompt.sent', 'artifact.validated']);
     expectGapless(snap.seqs);
     await expectApprovalsRecorded(h, runId);
     expect(report(snap)).toMatch(/\| artifact_invalid_after_repair \| human \| spec \| .* \| approved \| approve \| .* \| try again \|/);
@@ -394,7 +396,7 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     expect((await handle.result()).state).toBe('aborted');
     const snap = await h.snapshot(runId);
     expect(snap.sessions.map((s) => [s.roleId, s.state, s.recoveryAttempts])).toEqual([['spec_writer', 'CLOSED', 1], ['implementer', 'CLOSED', 0]]);
-    expectInOrder(snap.events, ['run.resumed', 'session.resuming', 'session.recovered', 'phase.started', 'prompt.sent', 'artifact.validated']);
+    expectInOrder(snap.events, ['run.resumed', 'phase.started', 'session.resuming', 'session.recovered', 'prompt.sent', 'artifact.validated']);
   });
 
   it.runIf(backend === 'scripted')('restarts an agent whose pane died before its prompt, once and with no person; the second time a person decides', async () => {
@@ -647,7 +649,7 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     expect(snap.phases[0]).toMatchObject({ phaseKey: 'spec', attempts: 2, state: 'completed' });
     expect(snap.sessions.filter((s) => s.roleId === 'spec_writer').map((s) => [s.id, s.state, s.processLostRecoveries])).toEqual([[lostSession!.id, 'CLOSED', 1]]);
     expect(snap.approvals.map((a) => a.gateKey)).toEqual(['spec_approved']);
-    expectInOrder(snap.events, ['artifact.expected', 'session.process_lost', 'phase.failed', 'session.resuming', 'session.rebootstrapped', 'session.recovered', 'phase.started', 'prompt.sent', 'artifact.validated', 'approval.requested']);
+    expectInOrder(snap.events, ['artifact.expected', 'session.process_lost', 'phase.failed', 'phase.started', 'session.resuming', 'session.rebootstrapped', 'session.recovered', 'prompt.sent', 'artifact.validated', 'approval.requested']);
     expectGapless(snap.seqs);
   });
 
@@ -669,7 +671,7 @@ describe.each(['fake', 'scripted'] as HarnessBackend[])('run workflow, %s backen
     const snap = await h.snapshot(runId);
     expect(snap.sessions.filter((s) => s.roleId === 'spec_writer').map((s) => s.state)).toEqual(['FAILED_NEEDS_HUMAN', 'CLOSED']);
     expect(snap.approvals.map((a) => [a.gateKey, a.phaseId === null, a.state])).toEqual([['session_recovery_required', true, 'approved'], ['spec_approved', false, 'approved']]);
-    expectInOrder(snap.events, ['artifact.expected', 'session.failed', 'run.paused', 'approval.requested', 'phase.failed', 'approval.decided', 'run.resumed', 'session.created', 'phase.started', 'prompt.sent', 'approval.requested', 'approval.decided', 'run.completed']);
+    expectInOrder(snap.events, ['artifact.expected', 'session.failed', 'run.paused', 'approval.requested', 'phase.failed', 'approval.decided', 'run.resumed', 'phase.started', 'session.created', 'prompt.sent', 'approval.requested', 'approval.decided', 'run.completed']);
     expectGapless(snap.seqs);
     await expectApprovalsRecorded(h, runId);
   });

@@ -34,6 +34,6 @@ describe('runs in the Temporal Web UI', () => {
     const summaries = history.events!
       .filter((e) => e.activityTaskScheduledEventAttributes)
       .map((e) => JSON.parse(Buffer.from(e.userMetadata!.summary!.data!).toString()) as string);
-    expect(summaries).toEqual(expect.arrayContaining(['create the run, its phases and its worktree', 'spec: wait for dev/spec@1, validate, record', 'review: send the initial prompt to reviewer']));
+    expect(summaries).toEqual(expect.arrayContaining(['create the run, its phases and its worktree', 'spec: wait for dev/spec@1, validate, record', 'review: ready a fake session for reviewer and send it the initial prompt']));
   });
 });

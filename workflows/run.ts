@@ -63,6 +63,12 @@ const CANCEL_IS_ABORT = 'temporal-cancel-is-abort';
  * activities; while a gate waits for a person the next role's agent is started.
  */
 const SETTLE_IN_ONE_STEP = 'settle-in-one-step';
+/**
+ * One trip through Temporal fewer per phase and at the end: the prompt's step readies the role's
+ * agent itself (no ensureSession before it; the agent a gate starts early stays), and the
+ * sessions are closed and the report written in one step.
+ */
+const READY_IN_PROMPT = 'ready-agent-in-prompt-step';
 /** The reason recorded when a run is cancelled from Temporal rather than aborted through devflow. */
 export const CANCELLED_FROM_TEMPORAL = 'cancellation requested from Temporal (Web UI or `temporal workflow cancel`): the run is aborted';
 
@@ -104,6 +110,8 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
   // Decided once per run, where it first matters, so a run keeps one way of working to its end.
   let oneStep: boolean | undefined;
   const settleInOneStep = () => (oneStep ??= patched(SETTLE_IN_ONE_STEP));
+  let inPrompt: boolean | undefined;
+  const readyInPrompt = () => (inPrompt ??= settleInOneStep() && patched(READY_IN_PROMPT));
   /** A short database step: a local activity from era 6 on, a queued one before. */
   const dbStep = <K extends keyof Activities>(name: K, summary: string, stepInput: Parameters<Activities[K]>[0]): ReturnType<Activities[K]> =>
     settleInOneStep() ? actLocal(LOCAL_STEP, name, summary, stepInput) : act(STEP, name, summary, stepInput);
@@ -203,6 +211,10 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
     const ending = { runId, outcome: end };
     const ended = await dbStep('endRun', `end the run: ${end.state}`, ending);
     if (!ended.recorded) return false;
+    if (readyInPrompt()) {
+      await act(host, 'closeRun', 'keep the transcripts and usage, dispose the agents, write the report', { runId, sessionIds: ended.sessionIds });
+      return true;
+    }
     if (settleInOneStep()) {
       if (ended.sessionIds.length) await act(host, 'closeSessions', 'keep the transcripts and usage, dispose the agents', { sessionIds: ended.sessionIds });
     } else {
@@ -225,7 +237,8 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
       const early = await prestarted.get(phase.roleId);
       prestarted.delete(phase.roleId);
       if (early?.failed) throw early.failed;
-      return startAgent(run, phase);
+      // From era 7 the prompt's step readies the agent, and says which session it readied.
+      return readyInPrompt() ? { sessionId } : startAgent(run, phase);
     };
     /** A ready session, or (an agent that needs a person to start) a failed attempt at a human gate. */
     const ensureOrGate = async (kind: PromptKind): Promise<{ sessionId: string } | Gate> => {
@@ -267,7 +280,7 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
           const ensured = await ensureOrGate(kind);
           if ('kind' in ensured) return ensured;
           ({ sessionId } = ensured);
-          const attempt = await attemptPhase(run, phase, sessionId, kind, attempts, round, revision);
+          const attempt = await attemptPhase(run, phase, sessionId, (id) => (sessionId = id), kind, attempts, round, revision);
           if (attempt.kind !== 'valid') return attempt;
           if (phase.loop && attempt.loop?.matched && patched(VERDICT_LOOPS)) {
             const taken = loopsFrom.get(phase.id) ?? 0;
@@ -324,10 +337,13 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
 
   /** A ready agent for the phase's role (its session created, started or resumed). */
   function startAgent(run: PreparedRun, phase: PreparedPhase) {
-    const agent = input.agents?.[phase.roleId] ?? input.backend;
-    return act(onHost(STEP), 'ensureSession', `${phase.key}: ready a ${agent} session for ${phase.roleId}`, {
-      runId, roleId: phase.roleId, backend: agent, cwd: run.worktreePath, ...(input.playback ? { playback: true } : {}),
-    });
+    const agent = agentFor(run, phase);
+    return act(onHost(STEP), 'ensureSession', `${phase.key}: ready a ${agent.backend} session for ${phase.roleId}`, { runId, roleId: phase.roleId, ...agent });
+  }
+
+  /** The agent a phase's role works with: its backend, where it works, and whether it plays back a recording. */
+  function agentFor(run: PreparedRun, phase: PreparedPhase) {
+    return { backend: input.agents?.[phase.roleId] ?? input.backend, cwd: run.worktreePath, ...(input.playback ? { playback: true } : {}) };
   }
 
   /** The phase's artifact sent the work back: recorded, and the run goes on from the phase it names. */
@@ -373,7 +389,9 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
   }
 
   // ---- one attempt: prompt, wait, validate; one repair; then a human gate ---------------------
-  async function attemptPhase(run: PreparedRun, phase: PreparedPhase, sessionId: string, kind: PromptKind, attempts: { count: number }, round: number, revision?: Revision): Promise<AttemptResult> {
+  async function attemptPhase(run: PreparedRun, phase: PreparedPhase, readied: string, onSession: (id: string) => void, kind: PromptKind, attempts: { count: number }, round: number, revision?: Revision): Promise<AttemptResult> {
+    // The phase's session: readied before (eras 1–6), or by the prompt's step (era 7 on), which says which.
+    let sessionId = readied;
     const timeoutMs = timing.artifactTimeoutMs ?? phase.artifactTimeoutMs;
     const scenarios = input.scenarios?.[phase.key];
     let promptKind = kind;
@@ -397,18 +415,25 @@ export async function runWorkflow(input: RunInput): Promise<RunOutcome> {
       show({ phaseKey: phase.key, attempt });
       const begin = { phaseId: phase.id, attempt, kind: promptKind };
       await dbStep('beginAttempt', `${phase.key}: attempt ${attempt} (${promptKind})`, begin);
-      let sent: { baseline: { size: number; mtimeMs: number } | null };
+      let sent: { baseline: { size: number; mtimeMs: number } | null; sessionId?: string };
+      const agent = agentFor(run, phase);
+      const toAgent = readyInPrompt() ? { agent } : { sessionId };
+      const readying = readyInPrompt() ? `ready a ${agent.backend} session for ${phase.roleId} and send it the ${promptKind} prompt` : `send the ${promptKind} prompt to ${phase.roleId}`;
       try {
-        sent = await act(onHost(DELIVERY), 'sendPrompt', `${phase.key}: send the ${promptKind} prompt to ${phase.roleId}`, {
-          runId, phaseId: phase.id, phaseKey: phase.key, sessionId, roleId: phase.roleId, attempt, kind: promptKind,
+        sent = await act(onHost(DELIVERY), 'sendPrompt', `${phase.key}: ${readying}`, {
+          runId, phaseId: phase.id, phaseKey: phase.key, ...toAgent, roleId: phase.roleId, attempt, kind: promptKind,
           worktreePath: run.worktreePath, artifactPath: phase.artifactPath, schemaId: phase.schemaId,
           instructions: phase.instructions, personaInstructions: run.personas[phase.roleId]?.instructions ?? '',
           timeoutMs, errors, scenario: scenarioForAttempt(scenarios, attempt), repairScenario: scenarioForAttempt(scenarios, attempt + 1),
           ...(revision ? { revision } : {}),
         });
       } catch (error) {
-        return gateFor(error, 'prompt_send_exhausted', 'CRASHED');
+        const gated = gateFor(error, 'prompt_send_exhausted', 'CRASHED');
+        // The prompt's step may have failed to ready a new agent (era 7 on): the gate is that session's.
+        const failedSession = readyInPrompt() ? failureOf(error)?.details.sessionId : undefined;
+        return typeof failedSession === 'string' ? { ...gated, sessionId: failedSession } : gated;
       }
+      if (sent.sessionId && readyInPrompt()) onSession((sessionId = sent.sessionId));
 
       const loop = phase.loop ? { field: phase.loop.when.field, equals: phase.loop.when.equals, ...(phase.loop.quote ? { quote: phase.loop.quote } : {}) } : undefined;
       const waitFor = { phaseKey: phase.key, attempt, artifactPath: phase.artifactPath, baseline: sent.baseline ?? null, timeoutMs, stabilityMs: timing.stabilityMs, pollMs: timing.pollMs, sessionId };

@@ -13,10 +13,10 @@ export const HISTORIES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta
 /**
  * The run workflow's current era (patches in workflows/run.ts). Era 2 added the human gate for
  * agents that cannot start and the capture before an approval gate; era 3 routes failures by
- * class, bounds phase retries, writes the state attribute on change and ends a run in steps; era 4 sends the work back on a declared verdict (loops), with a gate when the rounds run out; era 5 restarts an agent lost mid-phase with no gate and ends a run cancelled from Temporal aborted; era 6 waits, validates and settles an artifact in one step, runs short database steps as local activities and starts the next role's agent while a gate waits.
+ * class, bounds phase retries, writes the state attribute on change and ends a run in steps; era 4 sends the work back on a declared verdict (loops), with a gate when the rounds run out; era 5 restarts an agent lost mid-phase with no gate and ends a run cancelled from Temporal aborted; era 6 waits, validates and settles an artifact in one step, runs short database steps as local activities and starts the next role's agent while a gate waits; era 7 readies the agent in the prompt's own step and closes the sessions and writes the report in one.
  * Bump it with the next patch.
  */
-export const CURRENT_ERA = 6;
+export const CURRENT_ERA = 7;
 
 /**
  * The scheduled-run workflow's current era (workflows/scheduled-run.ts), recorded apart from the
