@@ -264,7 +264,8 @@ async function measureTarget(target: 'dev' | 'cluster'): Promise<void> {
     const outcome = (await client.workflow.getHandle(runWorkflowId(runId)).result()) as { state: string; reason: string };
     if (outcome.state !== 'completed') throw new Error(`run ${runId} ended ${outcome.state}: ${outcome.reason}`);
   };
-  const eventsOf = (runId: string, types: string[]) => db.select().from(runEvents).where(and(eq(runEvents.runId, runId), inArray(runEvents.type, types)));
+  // In the order they were recorded: a gated phase's first "recorded" event is its gate, not its completion after the approval.
+  const eventsOf = (runId: string, types: string[]) => db.select().from(runEvents).where(and(eq(runEvents.runId, runId), inArray(runEvents.type, types))).orderBy(runEvents.seq);
 
   // ---- devflow, scripted agent: artifact → phase recorded, approve → next prompt delivered ----
   const artifactSamples: number[] = [];
