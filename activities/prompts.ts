@@ -142,7 +142,12 @@ export function createPromptActivities(deps: ActivityDeps) {
   /** The prompt to a ready session: recorded, pasted at most once, and the phase awaiting its artifact. */
   async function deliver(input: SendPromptInput, schema: Awaited<ReturnType<typeof pinnedSchema>>, sessionId: string, readied: boolean): Promise<{ dedupKey: string; baseline: FileSignature | null; sessionId: string }> {
     const promptKey = promptKeys.sent(input.phaseId, input.attempt);
-    let session = await loadSession(deps, sessionId);
+    const intentKey = promptKeys.delivering(input.phaseId, input.attempt);
+    // What the prompt needs, read side by side: the session, an intent recorded before a crash, the artifact already on disk, earlier artifacts it quotes.
+    const [loaded, intent, onDisk, instructions] = await Promise.all([
+      loadSession(deps, sessionId), findEventByKey(db, intentKey), signatureOf(input.worktreePath, input.artifactPath), quoteEarlierArtifacts(deps, input),
+    ]);
+    let session = loaded;
     const driver = deps.drivers.forBackend(session.backend);
     // Its agent died since it started (killed, its tmux server gone), or a restart of it was cut
     // short: a lost agent, restarted with its conversation once (the second time a person looks),
@@ -153,20 +158,6 @@ export function createPromptActivities(deps: ActivityDeps) {
       await sessionLifecycle(deps).ensureSession({ runId: session.runId, roleId: session.roleId, backend: session.backend, cwd: session.cwd, playback: session.playback });
       session = await loadSession(deps, sessionId);
     }
-    if (session.state === 'READY') {
-      const busyKey = sessionKeys.busy(session.id, input.phaseId, input.attempt);
-      session = (await transitionSession(db, {
-        sessionId: session.id,
-        to: 'BUSY',
-        event: { type: 'session.busy', idempotencyKey: session.processLostRecoveries > 0 ? `${busyKey}:restarted:${session.processLostRecoveries}` : busyKey, payload: { phaseKey: input.phaseKey } },
-      })).row;
-    }
-    if (session.state !== 'BUSY') {
-      throw new DevflowError({ code: 'internal_state_corruption', message: `cannot prompt session ${session.id} in state ${session.state}` });
-    }
-
-    const intentKey = promptKeys.delivering(input.phaseId, input.attempt);
-    const [intent, onDisk, instructions] = await Promise.all([findEventByKey(db, intentKey), signatureOf(input.worktreePath, input.artifactPath), quoteEarlierArtifacts(deps, input)]);
     const intended = intent?.payload as { uuid: string; baseline: FileSignature | null; sessionId: string } | undefined;
     const uuid = intended?.uuid ?? randomUUID();
     const baseline = intended ? intended.baseline : onDisk;
@@ -180,15 +171,31 @@ export function createPromptActivities(deps: ActivityDeps) {
       expectedSchema: input.schemaId,
       instructions,
     });
-    if (!intended) {
-      await appendEvent(db, {
-        runId: input.runId,
-        phaseId: input.phaseId,
-        type: 'prompt.delivering',
-        idempotencyKey: intentKey,
-        payload: { phaseKey: input.phaseKey, uuid, dedupKey: envelope.dedupKey, baseline, sessionId: session.id },
-      });
-    }
+    // The session taken for this prompt and the intent to paste it, in one transaction.
+    session = await db.transaction(async (tx) => {
+      let taken = session;
+      if (taken.state === 'READY') {
+        const busyKey = sessionKeys.busy(taken.id, input.phaseId, input.attempt);
+        taken = (await transitionSession(tx, {
+          sessionId: taken.id,
+          to: 'BUSY',
+          event: { type: 'session.busy', idempotencyKey: taken.processLostRecoveries > 0 ? `${busyKey}:restarted:${taken.processLostRecoveries}` : busyKey, payload: { phaseKey: input.phaseKey } },
+        })).row;
+      }
+      if (taken.state !== 'BUSY') {
+        throw new DevflowError({ code: 'internal_state_corruption', message: `cannot prompt session ${taken.id} in state ${taken.state}` });
+      }
+      if (!intended) {
+        await appendEvent(tx, {
+          runId: input.runId,
+          phaseId: input.phaseId,
+          type: 'prompt.delivering',
+          idempotencyKey: intentKey,
+          payload: { phaseKey: input.phaseKey, uuid, dedupKey: envelope.dedupKey, baseline, sessionId: taken.id },
+        });
+      }
+      return taken;
+    });
     const text = renderPrompt(envelope, {
       kind: input.kind,
       personaInstructions: input.personaInstructions,
