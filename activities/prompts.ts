@@ -122,26 +122,22 @@ export function createPromptActivities(deps: ActivityDeps) {
         const recorded = prior.payload as { dedupKey: string; baseline?: FileSignature | null; sessionId: string };
         return { dedupKey: recorded.dedupKey, baseline: recorded.baseline ?? null, sessionId: recorded.sessionId };
       }
+      const [, schema] = await Promise.all([assertInsideWorktree(input.worktreePath, input.artifactPath), pinnedSchema(db, input.runId, input.schemaId)]);
+      // Readied only once the prompt can go out: a refused artifact path starts no agent, and none is left starting after this step fails.
       const { agent } = input;
-      const ready = agent ? sessionLifecycle(deps).ensureSession({ runId: input.runId, roleId: input.roleId, ...agent }) : undefined;
-      const [, schema, sessionId] = await Promise.all([
-        assertInsideWorktree(input.worktreePath, input.artifactPath),
-        pinnedSchema(db, input.runId, input.schemaId),
-        ready ? ready.then((r) => r.sessionId) : input.sessionId!,
-      ]);
+      const sessionId = agent ? (await sessionLifecycle(deps).ensureSession({ runId: input.runId, roleId: input.roleId, ...agent })).sessionId : input.sessionId!;
       try {
-        return await deliver(input, schema, sessionId, ready !== undefined);
+        return await deliver(input, promptKey, schema, sessionId, agent !== undefined);
       } catch (error) {
         // The workflow learns from the failure which session this step readied: the gate is that session's.
-        if (!ready) throw error;
+        if (!agent) throw error;
         throw withSession(isDevflowError(error) ? error : new DevflowError({ code: 'prompt_send_failed', message: error instanceof Error ? error.message : String(error), cause: error }), sessionId);
       }
     },
   };
 
   /** The prompt to a ready session: recorded, pasted at most once, and the phase awaiting its artifact. */
-  async function deliver(input: SendPromptInput, schema: Awaited<ReturnType<typeof pinnedSchema>>, sessionId: string, readied: boolean): Promise<{ dedupKey: string; baseline: FileSignature | null; sessionId: string }> {
-    const promptKey = promptKeys.sent(input.phaseId, input.attempt);
+  async function deliver(input: SendPromptInput, promptKey: string, schema: Awaited<ReturnType<typeof pinnedSchema>>, sessionId: string, readied: boolean): Promise<{ dedupKey: string; baseline: FileSignature | null; sessionId: string }> {
     const intentKey = promptKeys.delivering(input.phaseId, input.attempt);
     // What the prompt needs, read side by side: the session, an intent recorded before a crash, the artifact already on disk, earlier artifacts it quotes.
     const [loaded, intent, onDisk, instructions] = await Promise.all([
