@@ -4,7 +4,7 @@
 // nobody is asked, a run at a gate keeps it, a run mid-phase goes on.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chmodSync, openSync } from 'node:fs';
+import { chmodSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -135,7 +135,11 @@ describe('a restart of the host: the worker stopped and its agents gone', () => 
     await startWorker('restart-2');
 
     // B: its agent restarted, the phase tried again, the artifact written: at its gate, nobody asked on the way.
-    await waitFor('run B at spec_approved', 60_000, async () => (await gateOf(midPhase.handle))?.gateKey === 'spec_approved', 100);
+    await waitFor('run B at spec_approved', 60_000, async () => (await gateOf(midPhase.handle))?.gateKey === 'spec_approved', 100).catch(async (error: Error) => {
+      // What B did instead, and what the new worker said: a timeout alone leaves nothing to read.
+      const events = (await listEvents(db, midPhase.runId)).map((e) => e.type).join(' ');
+      throw new Error(`${error.message}; run B's events: ${events}; the worker's log ends: ${readFileSync(path.join(home, 'restart-2.log'), 'utf8').slice(-3000)}`);
+    });
     // A: the very same gate, still waiting.
     expect(await gateOf(atGate.handle)).toEqual(gateBefore);
 
